@@ -1,0 +1,69 @@
+# candlelake — the documented entry points. `make help` lists them.
+# Every target that needs Python or Spark depends on `setup`, which is idempotent: the first
+# run creates .venv, installs the locked dependencies and fetches the JARs; later runs are no-ops.
+
+SHELL := /bin/bash
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+STAMPS := .stamps
+JARS := .jars
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYTHONUNBUFFERED := 1
+
+# Pipeline options (see README "Configuration"); empty ones fall back to CANDLELAKE_* env / defaults.
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint format lock inventory clean clean-lake
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMPS)/deps $(STAMPS)/jars ## create .venv, install locked deps, fetch JARs (idempotent)
+
+$(PY):
+	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (AWS Glue 5.1), found {sys.version}"'
+	$(PYTHON_BOOT) -m venv $(VENV)
+
+$(STAMPS)/deps: requirements.lock pyproject.toml | $(PY)
+	@mkdir -p $(STAMPS)
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install -q --python $(PY) -r requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+$(STAMPS)/jars: pom.xml
+	@mkdir -p $(STAMPS) $(JARS)
+	mvn -q -B dependency:copy-dependencies -DoutputDirectory=$(JARS)
+	@touch $@
+
+lock: | $(PY) ## re-resolve requirements.lock from pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+run: setup ## the pipeline end to end on the bundled offline data (ARGS="--symbols MSFT" …)
+	$(PY) -m step_functions.run_local $(ARGS)
+
+inventory: setup ## print the lake's tables, versions and row counts
+	$(PY) -m lakehouse.inventory $(ARGS)
+
+test: setup ## the whole test suite (what CI runs)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## ruff format + autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean-lake: ## delete the local lake folder
+	rm -rf lake
+
+clean: ## delete the venv, JARs, stamps and build outputs (not the lake)
+	rm -rf $(VENV) $(JARS) $(STAMPS) build .pytest_cache

@@ -1,0 +1,1 @@
+"""Thin AWS Glue entry scripts: parse arguments, build the session, call `lakehouse`, exit."""

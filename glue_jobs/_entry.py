@@ -1,0 +1,48 @@
+"""What every Glue entry script shares: argument parsing, the printed config, the exit code.
+
+We parse with argparse on Glue too (`parse_known_args`): Glue passes job parameters as
+`--name value` pairs, which argparse reads, and adds its own (`--JOB_NAME`, `--job-bookmark-option`, …),
+which we ignore. `getResolvedOptions` would make every optional flag mandatory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
+from lakehouse.job_summary import JobSummary
+from lakehouse.sources import SourceError
+
+
+class JobFailed(RuntimeError):
+    """A job ran and failed for a reason its message states (quality halt, bad input)."""
+
+
+def parser_for(job: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m glue_jobs.{job}", description=description)
+    return add_config_arguments(parser)
+
+
+def run_job(
+    job: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace, LakeConfig], JobSummary],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse, print the effective config, run `body`, and map known failures to exit code 1."""
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        print(f"[{job}] ignoring arguments not meant for this job: {' '.join(ignored)}", file=sys.stderr)
+    started = time.monotonic()
+    try:
+        cfg = config_from(args)
+        print(f"[{job}] {cfg.describe()}")
+        body(args, cfg)
+    except (ConfigError, SourceError, JobFailed) as exc:
+        print(f"[{job}] FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"[{job}] done in {time.monotonic() - started:.1f}s")
+    return 0

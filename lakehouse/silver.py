@@ -1,0 +1,149 @@
+"""Silver rules: which bronze rows become candles and which are quarantined, and why.
+
+Every bronze row ends in exactly one place: accepted (then MERGEd into `silver/candles`) or
+quarantined with the first rule it broke (`rule`) and all the rules it broke (`failed_rules`),
+so `rows_in = accepted + quarantined` always holds.
+
+Rules, in the order `rule` reports them:
+
+| rule                  | a row is rejected when                                                   |
+|-----------------------|--------------------------------------------------------------------------|
+| missing_value         | symbol, interval, ts, open, high, low, close, adj_close or volume is null, NaN or infinite |
+| unknown_interval      | interval is not 1d, 1h or 5m                                             |
+| non_positive_price    | open, high, low, close or adj_close ≤ 0                                   |
+| ohlc_inconsistent     | not (low ≤ min(open, close) ≤ max(open, close) ≤ high)                    |
+| negative_volume       | volume < 0                                                               |
+| future_timestamp      | ts is later than the job's start time                                     |
+| conflicting_duplicate | another row of the same batch has the same key with different values (all such rows) |
+| duplicate_row         | an identical row of the same batch came first (the first one is accepted) |
+
+Across batches the newest batch wins: a later ingest of the same key with other values is a
+correction (Yahoo revises bars), applied by the MERGE.
+
+Price adjustment happens here and nowhere else: silver `open/high/low/close` are the source's
+prices multiplied by `adj_factor = adj_close / close`, i.e. split- and dividend-adjusted, and
+`close_unadjusted` keeps the traded close. Volume is left as traded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from lakehouse.config import SUPPORTED_INTERVALS
+from lakehouse.tables import CANDLE_KEY
+
+PRICES = ("open", "high", "low", "close", "adj_close")
+VALUES = (*PRICES, "volume")
+REQUIRED = ("symbol", "interval", "ts", *VALUES)
+
+ROW_RULES = (
+    "missing_value",
+    "unknown_interval",
+    "non_positive_price",
+    "ohlc_inconsistent",
+    "negative_volume",
+    "future_timestamp",
+)
+BATCH_RULES = ("conflicting_duplicate", "duplicate_row")
+RULES = ROW_RULES + BATCH_RULES
+
+
+def _finite(col: str) -> Column:
+    return ~F.isnan(col) & (F.abs(F.col(col)) != F.lit(float("inf")))
+
+
+def is_missing_value() -> Column:
+    present = [F.col(c).isNotNull() for c in REQUIRED] + [_finite(c) for c in VALUES]
+    all_present = present[0]
+    for cond in present[1:]:
+        all_present = all_present & cond
+    return ~F.coalesce(all_present, F.lit(False))
+
+
+def row_rule_conditions(now: datetime) -> dict[str, Column]:
+    """Each row rule as a Column that is true when the row breaks it. Rules past the first
+    assume complete values, so they are evaluated only on rows that pass missing_value."""
+    complete = ~is_missing_value()
+    body_low = F.least("open", "close")
+    body_high = F.greatest("open", "close")
+    return {
+        "missing_value": is_missing_value(),
+        "unknown_interval": complete & ~F.col("interval").isin(*SUPPORTED_INTERVALS),
+        "non_positive_price": complete & F.greatest(*[F.col(p) <= 0 for p in PRICES]),
+        "ohlc_inconsistent": complete & ~((F.col("low") <= body_low) & (body_high <= F.col("high"))),
+        "negative_volume": complete & (F.col("volume") < 0),
+        "future_timestamp": complete & (F.col("ts") > F.lit(now).cast("timestamp")),
+    }
+
+
+def _rules_array(conditions: dict[str, Column]) -> Column:
+    flagged = [F.when(cond, F.lit(name)) for name, cond in conditions.items()]
+    return F.filter(F.array(*flagged), lambda r: r.isNotNull())
+
+
+def with_row_rule_failures(bronze_df: DataFrame, now: datetime) -> DataFrame:
+    return bronze_df.withColumn("failed_rules", _rules_array(row_rule_conditions(now)))
+
+
+def with_batch_rule_failures(row_ok_df: DataFrame) -> DataFrame:
+    """Flag same-key rows within one batch: differing values conflict, identical ones repeat."""
+    same_key = Window.partitionBy(*CANDLE_KEY, "batch_id")
+    conflicting = F.greatest(*[F.min(c).over(same_key) != F.max(c).over(same_key) for c in VALUES])
+    repeat = F.row_number().over(same_key.orderBy("record_id")) > 1
+    return row_ok_df.withColumn(
+        "failed_rules",
+        _rules_array({"conflicting_duplicate": conflicting, "duplicate_row": ~conflicting & repeat}),
+    )
+
+
+def classify(bronze_df: DataFrame, now: datetime) -> DataFrame:
+    """Bronze rows plus `failed_rules` (empty when accepted) and `rule` (the first, or null)."""
+    checked = with_row_rule_failures(bronze_df, now)
+    row_ok = checked.where(F.size("failed_rules") == 0).drop("failed_rules")
+    row_failed = checked.where(F.size("failed_rules") > 0)
+    classified = row_failed.unionByName(with_batch_rule_failures(row_ok))
+    return classified.withColumn("rule", F.element_at("failed_rules", 1))
+
+
+def quarantined(classified_df: DataFrame, now: datetime) -> DataFrame:
+    return classified_df.where(F.col("rule").isNotNull()).withColumn(
+        "quarantined_at", F.lit(now).cast("timestamp")
+    )
+
+
+def accepted(classified_df: DataFrame) -> DataFrame:
+    return classified_df.where(F.col("rule").isNull())
+
+
+def latest_per_key(accepted_df: DataFrame) -> DataFrame:
+    """One row per key: the newest batch wins (a later ingest is a correction)."""
+    newest_first = Window.partitionBy(*CANDLE_KEY).orderBy(
+        F.col("ingested_at").desc(), F.col("batch_id").desc(), F.col("record_id").desc()
+    )
+    return accepted_df.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
+
+
+def to_silver_candles(accepted_df: DataFrame, now: datetime) -> DataFrame:
+    """Adjusted OHLC (see module docstring) in the silver schema's columns."""
+    factor = F.col("adj_close") / F.col("close")
+    return accepted_df.select(
+        "symbol",
+        "interval",
+        "ts",
+        *[(F.col(c) * factor).alias(c) for c in ("open", "high", "low", "close")],
+        "volume",
+        F.col("close").alias("close_unadjusted"),
+        factor.alias("adj_factor"),
+        "source",
+        "batch_id",
+        "ingested_at",
+        F.lit(now).cast("timestamp").alias("updated_at"),
+    )
+
+
+# Columns whose change makes the MERGE rewrite a silver row; lineage columns alone do not.
+SILVER_VALUE_COLUMNS = ("open", "high", "low", "close", "volume", "close_unadjusted", "adj_factor")

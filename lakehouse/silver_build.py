@@ -1,0 +1,79 @@
+"""The silver job body: unprocessed bronze batches → silver/candles (MERGE) + quarantine.
+
+A batch is processed once: `silver/processed_batches` records it with its row accounting,
+so a re-run with nothing new in bronze writes nothing. `full_refresh` reprocesses every batch;
+the MERGEs keep that idempotent.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io, silver
+from lakehouse.config import LakeConfig
+from lakehouse.job_summary import JobSummary
+from lakehouse.tables import BRONZE_CANDLES, SILVER_CANDLES, SILVER_PROCESSED_BATCHES, SILVER_QUARANTINE
+
+
+def run_build_silver(
+    spark: SparkSession,
+    cfg: LakeConfig,
+    *,
+    full_refresh: bool = False,
+    now: datetime | None = None,
+    log=print,
+) -> JobSummary:
+    now = now or datetime.now(UTC)
+    root = cfg.resolved_root
+    summary = JobSummary("build_silver")
+    bronze_df = delta_io.read(spark, BRONZE_CANDLES, root)
+    if not full_refresh:
+        done = delta_io.read(spark, SILVER_PROCESSED_BATCHES, root).select("batch_id")
+        bronze_df = bronze_df.join(done, "batch_id", "left_anti")
+    classified = silver.classify(bronze_df, now).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        per_batch = (
+            classified.groupBy("batch_id")
+            .agg(
+                F.count(F.lit(1)).alias("rows_in"),
+                F.count(F.when(F.col("rule").isNull(), 1)).alias("accepted"),
+                F.count(F.col("rule")).alias("quarantined"),
+            )
+            .collect()  # one row per pending batch: the job's deliberate accounting action
+        )
+        if not per_batch:
+            log("[build_silver] no unprocessed bronze batches: silver unchanged")
+        else:
+            rule_counts = {
+                r["rule"]: r["n"]
+                for r in classified.where(F.col("rule").isNotNull()).groupBy("rule").agg(F.count(F.lit(1)).alias("n")).collect()
+            }
+            summary.rows_read = sum(r["rows_in"] for r in per_batch)
+            summary.rows_quarantined = sum(r["quarantined"] for r in per_batch)
+            log(f"[build_silver] {len(per_batch)} batch(es), {summary.rows_read} rows; quarantine by rule: {rule_counts or 'none'}")
+            silver_df = silver.to_silver_candles(silver.latest_per_key(silver.accepted(classified)), now)
+            merged = delta_io.merge_upsert(
+                spark, silver_df, SILVER_CANDLES, root, compare=silver.SILVER_VALUE_COLUMNS
+            )
+            summary.rows_written = merged.rows_inserted + merged.rows_updated
+            summary.details.update(inserted=merged.rows_inserted, updated=merged.rows_updated)
+            summary.details["quarantine_rules"] = rule_counts
+            if summary.rows_quarantined:
+                delta_io.merge_upsert(spark, silver.quarantined(classified, now), SILVER_QUARANTINE, root)
+            batches_df = spark.createDataFrame(
+                [(r["batch_id"], r["rows_in"], r["accepted"], r["quarantined"], now) for r in per_batch],
+                SILVER_PROCESSED_BATCHES.schema,
+            )
+            delta_io.merge_upsert(spark, batches_df, SILVER_PROCESSED_BATCHES, root)
+        for tbl in (SILVER_CANDLES, SILVER_QUARANTINE):
+            delta_io.ensure_table(spark, tbl, root)
+            summary.versions[tbl.name] = delta_io.version(spark, tbl, root)
+    finally:
+        classified.unpersist()
+    print(summary.line(), file=sys.stdout)
+    return summary

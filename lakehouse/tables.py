@@ -1,0 +1,140 @@
+"""The table registry: every Delta table of the lake, its schema, key and partitioning.
+
+This is the only module that turns a table name into a path under the lake root; writers and
+readers ask it, so moving a table or changing a key happens in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import types as T
+
+CANDLE_KEY = ("symbol", "interval", "ts")
+
+_OHLCV = [
+    T.StructField("open", T.DoubleType()),
+    T.StructField("high", T.DoubleType()),
+    T.StructField("low", T.DoubleType()),
+    T.StructField("close", T.DoubleType()),
+    T.StructField("adj_close", T.DoubleType()),
+    T.StructField("volume", T.DoubleType()),
+]
+
+# What a source returns (see lakehouse.sources.CANONICAL_COLUMNS): ts is the bar's open time in UTC.
+CANDLE_SCHEMA = T.StructType(
+    [
+        T.StructField("symbol", T.StringType()),
+        T.StructField("interval", T.StringType()),
+        T.StructField("ts", T.TimestampType()),
+        *_OHLCV,
+    ]
+)
+
+BRONZE_SCHEMA = T.StructType(
+    [
+        *CANDLE_SCHEMA.fields,
+        T.StructField("source", T.StringType(), nullable=False),
+        T.StructField("batch_id", T.StringType(), nullable=False),
+        T.StructField("record_id", T.LongType(), nullable=False),
+        T.StructField("ingested_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+SILVER_SCHEMA = T.StructType(
+    [
+        T.StructField("symbol", T.StringType(), nullable=False),
+        T.StructField("interval", T.StringType(), nullable=False),
+        T.StructField("ts", T.TimestampType(), nullable=False),
+        T.StructField("open", T.DoubleType(), nullable=False),
+        T.StructField("high", T.DoubleType(), nullable=False),
+        T.StructField("low", T.DoubleType(), nullable=False),
+        T.StructField("close", T.DoubleType(), nullable=False),
+        T.StructField("volume", T.DoubleType(), nullable=False),
+        T.StructField("close_unadjusted", T.DoubleType(), nullable=False),
+        T.StructField("adj_factor", T.DoubleType(), nullable=False),
+        T.StructField("source", T.StringType(), nullable=False),
+        T.StructField("batch_id", T.StringType(), nullable=False),
+        T.StructField("ingested_at", T.TimestampType(), nullable=False),
+        T.StructField("updated_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        *CANDLE_SCHEMA.fields,
+        T.StructField("source", T.StringType()),
+        T.StructField("batch_id", T.StringType(), nullable=False),
+        T.StructField("record_id", T.LongType(), nullable=False),
+        T.StructField("ingested_at", T.TimestampType()),
+        T.StructField("rule", T.StringType(), nullable=False),
+        T.StructField("failed_rules", T.ArrayType(T.StringType(), containsNull=False), nullable=False),
+        T.StructField("quarantined_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+PROCESSED_BATCHES_SCHEMA = T.StructType(
+    [
+        T.StructField("batch_id", T.StringType(), nullable=False),
+        T.StructField("rows_in", T.LongType(), nullable=False),
+        T.StructField("accepted", T.LongType(), nullable=False),
+        T.StructField("quarantined", T.LongType(), nullable=False),
+        T.StructField("processed_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    """Zone-qualified name, also the path under the lake root: `silver/candles`."""
+    schema: T.StructType
+    key: tuple[str, ...]
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def zone(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    def path(self, root: str) -> str:
+        return f"{root.rstrip('/')}/{self.name}"
+
+
+BRONZE_CANDLES = Table(
+    "bronze/candles",
+    BRONZE_SCHEMA,
+    key=("batch_id", "record_id"),
+    partition_by=("interval",),
+    description="append-only raw candles exactly as each source returned them",
+)
+SILVER_CANDLES = Table(
+    "silver/candles",
+    SILVER_SCHEMA,
+    key=CANDLE_KEY,
+    partition_by=("interval",),
+    description="typed, validated, deduplicated, adjusted candles; MERGE upsert on the key",
+)
+SILVER_QUARANTINE = Table(
+    "silver/candles_quarantine",
+    QUARANTINE_SCHEMA,
+    key=("batch_id", "record_id"),
+    description="bronze rows rejected by a silver rule, with the rule (first failed) and all failed rules",
+)
+SILVER_PROCESSED_BATCHES = Table(
+    "silver/processed_batches",
+    PROCESSED_BATCHES_SCHEMA,
+    key=("batch_id",),
+    description="bronze batches already built into silver, with their row accounting",
+)
+
+REGISTRY: dict[str, Table] = {
+    t.name: t for t in (BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_PROCESSED_BATCHES)
+}
+
+
+def table(name: str) -> Table:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(sorted(REGISTRY))}") from None

@@ -1,0 +1,1 @@
+"""Orchestration: the pipeline's state machine and the local runner that executes it."""

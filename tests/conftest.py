@@ -1,0 +1,44 @@
+"""Shared fixtures: one SparkSession for the whole run (Delta configured, local[2]), fresh lakes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+from lakehouse.config import LakeConfig  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from lakehouse.spark import get_spark
+
+    session = get_spark("candlelake-tests", shuffle_partitions=2)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> str:
+    """A fresh, empty local lake root for one test."""
+    return str(tmp_path / "lake")
+
+
+@pytest.fixture
+def make_config(lake: str):
+    def _make(**overrides: object) -> LakeConfig:
+        return LakeConfig(**{"lake_root": lake, **overrides})  # type: ignore[arg-type]
+
+    return _make
+
+
+@pytest.fixture
+def quiet_log() -> Iterator[list[str]]:
+    lines: list[str] = []
+    yield lines

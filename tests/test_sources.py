@@ -1,0 +1,193 @@
+"""Sources return the canonical frame; their failures are SourceErrors with a clear message."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakehouse.sources import CANONICAL_COLUMNS, FetchRequest, SourceError, get_source
+from lakehouse.sources.csv_source import CsvSource
+from lakehouse.sources.synthetic import synthetic_candles
+from lakehouse.sources.yfinance_source import YFinanceSource, frame_from_download
+
+
+def _assert_canonical(df: pd.DataFrame) -> None:
+    assert tuple(df.columns) == CANONICAL_COLUMNS
+    assert str(df["ts"].dtype) == "datetime64[ns, UTC]"
+    for col in ("open", "high", "low", "close", "adj_close", "volume"):
+        assert df[col].dtype == np.float64
+
+
+def test_sample_source_bundles_three_real_daily_series():
+    df = get_source("sample").fetch(FetchRequest(("^GSPC", "^IXIC", "MSFT"), "1d"))
+    _assert_canonical(df)
+    counts = df.groupby("symbol").size()
+    assert set(counts.index) == {"^GSPC", "^IXIC", "MSFT"}
+    assert counts.min() > 5000
+    gspc = df[df.symbol == "^GSPC"].set_index("ts")
+    # S&P 500 closed at 1229.23 on 1999-01-04 (first bar of the arch data set).
+    assert gspc.loc[pd.Timestamp("1999-01-04", tz="UTC"), "close"] == pytest.approx(1228.1, abs=0.01)
+    assert df.groupby("symbol")["ts"].is_monotonic_increasing.all()
+
+
+def test_sample_source_filters_by_window_and_refuses_what_it_lacks():
+    src = get_source("sample")
+    df = src.fetch(FetchRequest(("MSFT",), "1d", datetime(2017, 1, 1, tzinfo=UTC), datetime(2017, 2, 1, tzinfo=UTC)))
+    assert df.ts.min() >= pd.Timestamp("2017-01-01", tz="UTC") and df.ts.max() < pd.Timestamp("2017-02-01", tz="UTC")
+    assert 15 <= len(df) <= 22
+    with pytest.raises(SourceError, match="daily bars only"):
+        src.fetch(FetchRequest(("MSFT",), "5m"))
+    with pytest.raises(SourceError, match="no \\['AAPL'\\]"):
+        src.fetch(FetchRequest(("AAPL",), "1d"))
+
+
+def test_synthetic_source_is_seeded_consistent_and_named():
+    a = synthetic_candles(3, 50, "5m", seed=7)
+    b = synthetic_candles(3, 50, "5m", seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(a.symbol.unique()) == ["SYN0001", "SYN0002", "SYN0003"]
+    assert (a.low <= a[["open", "close"]].min(axis=1)).all()
+    assert (a[["open", "close"]].max(axis=1) <= a.high).all()
+    assert (a.groupby("symbol").ts.diff().dropna() == pd.Timedelta(minutes=5)).all()
+    _assert_canonical(get_source("synthetic", n_symbols=2, n_bars=10).fetch(FetchRequest((), "1h")))
+
+
+# --- yfinance: the real code path, fed recorded-shape frames -------------------------------
+
+def recorded_download(tickers: list[str], interval: str = "1d") -> pd.DataFrame:
+    """The shape yf.download(tickers, auto_adjust=False, group_by='column') returns (yfinance 0.2.5x–1.x):
+    MultiIndex columns (Price, Ticker), a tz-naive 'Date' index for daily bars and a
+    tz-aware 'Datetime' index in the exchange's zone for intraday ones, NaN padding where a
+    ticker has no bar at an index timestamp."""
+    recorded = {
+        "AAPL": [(185.64, 188.44, 183.89, 185.64, 184.73, 82488700), (184.22, 185.88, 183.43, 184.25, 183.35, 58414500),
+                 (182.15, 183.09, 180.88, 181.91, 181.02, 71983600)],
+        "MSFT": [(373.86, 375.90, 366.77, 370.87, 367.02, 25258600), (368.97, 373.26, 368.51, 370.60, 366.75, 23083500),
+                 (370.01, 372.14, 366.50, 367.94, 364.12, 20901500)],
+    }
+    if interval == "1d":
+        index = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"], name="Date")
+    else:
+        index = pd.DatetimeIndex(
+            ["2024-01-02 09:30", "2024-01-02 10:30", "2024-01-02 11:30"], name="Datetime"
+        ).tz_localize("America/New_York")
+    fields = ["Adj Close", "Close", "High", "Low", "Open", "Volume"]
+    columns = pd.MultiIndex.from_product([fields, tickers], names=["Price", "Ticker"])
+    frame = pd.DataFrame(index=index, columns=columns, dtype="float64")
+    for t in tickers:
+        for i, (o, h, lo, c, adj, v) in enumerate(recorded[t]):
+            frame.loc[index[i], [(f, t) for f in fields]] = [adj, c, h, lo, o, v]
+    if "MSFT" in tickers and "AAPL" in tickers:
+        frame.loc[index[2], [(f, "MSFT") for f in fields]] = np.nan  # alignment padding, not a record
+    return frame
+
+
+def test_yfinance_multiindex_frame_becomes_canonical_rows():
+    calls = []
+
+    def download(**kwargs):
+        calls.append(kwargs)
+        return recorded_download(kwargs["tickers"], kwargs["interval"])
+
+    src = YFinanceSource(download=download)
+    df = src.fetch(FetchRequest(("AAPL", "MSFT"), "1d"))
+    _assert_canonical(df)
+    assert len(calls) == 1, "one batched download for all symbols"
+    assert calls[0]["auto_adjust"] is False and calls[0]["period"] == "max"
+    assert df.groupby("symbol").size().to_dict() == {"AAPL": 3, "MSFT": 2}
+    first = df.iloc[0]
+    assert (first.symbol, first.ts, first.open, first.close, first.adj_close, first.volume) == (
+        "AAPL", pd.Timestamp("2024-01-02", tz="UTC"), 185.64, 185.64, 184.73, 82488700.0
+    )
+
+
+def test_yfinance_intraday_times_are_converted_to_utc_and_history_is_clamped():
+    seen = {}
+
+    def download(**kwargs):
+        seen.update(kwargs)
+        return recorded_download(kwargs["tickers"], kwargs["interval"])
+
+    now = datetime(2024, 1, 3, tzinfo=UTC)
+    src = YFinanceSource(download=download, now=lambda: now)
+    df = src.fetch(FetchRequest(("AAPL",), "1h", start=datetime(2020, 1, 1, tzinfo=UTC)))
+    assert df.ts.iloc[0] == pd.Timestamp("2024-01-02 14:30", tz="UTC")  # 09:30 New York
+    assert seen["start"] == "2022-01-04"  # 729 days back: Yahoo serves 1h bars for ~2 years only
+
+
+def test_yfinance_ticker_first_column_order_is_understood():
+    frame = recorded_download(["AAPL", "MSFT"]).swaplevel(axis=1)
+    df = frame_from_download(frame, ["AAPL", "MSFT"], "1d")
+    assert len(df) == 5 and set(df.symbol) == {"AAPL", "MSFT"}
+
+
+def test_yfinance_empty_answer_is_a_clear_error_after_retries():
+    calls = []
+
+    def offline(**kwargs):  # what yfinance returns offline: an empty frame, no exception
+        calls.append(kwargs)
+        return pd.DataFrame()
+
+    src = YFinanceSource(download=offline, attempts=3, initial_wait_s=0, max_wait_s=0)
+    with pytest.raises(SourceError, match="no rows for AAPL.*unreachable"):
+        src.fetch(FetchRequest(("AAPL",), "1d"))
+    assert len(calls) == 3
+
+
+def test_yfinance_retries_only_the_symbols_that_came_back_empty():
+    calls = []
+
+    def flaky(**kwargs):
+        calls.append(list(kwargs["tickers"]))
+        tickers = ["AAPL"] if len(calls) == 1 else kwargs["tickers"]
+        return recorded_download(tickers)
+
+    src = YFinanceSource(download=flaky, attempts=3, initial_wait_s=0, max_wait_s=0)
+    df = src.fetch(FetchRequest(("AAPL", "MSFT"), "1d"))
+    assert calls == [["AAPL", "MSFT"], ["MSFT"]]
+    assert df.groupby("symbol").size().to_dict() == {"AAPL": 3, "MSFT": 3}
+
+
+# --- csv ------------------------------------------------------------------------------------
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "raw.csv"
+    path.write_text(text)
+    return path
+
+
+def test_csv_unknown_and_missing_columns_are_refused_with_both_listed(tmp_path):
+    path = _write(tmp_path, "symbol,date,open,high,low,close,dividends\nX,2024-01-02,1,2,0.5,1.5,0\n")
+    with pytest.raises(SourceError) as err:
+        CsvSource(path).fetch(FetchRequest((), "1d"))
+    assert "unknown column(s) ['dividends']" in str(err.value)
+    assert "missing column(s) ['volume']" in str(err.value)
+
+
+def test_csv_keeps_unparseable_values_for_silver_to_quarantine(tmp_path):
+    path = _write(
+        tmp_path,
+        "Symbol,Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "X,2024-01-02,1,2,0.5,1.5,1.4,100\n"
+        "X,not a date,1,2,0.5,1.5,,100\n"
+        "X,2024-01-04T15:30:00-05:00,abc,2,0.5,1.5,,100\n",
+    )
+    df = CsvSource(path).fetch(FetchRequest((), "1d"))
+    _assert_canonical(df)
+    assert len(df) == 3
+    assert df.ts.isna().sum() == 1
+    assert df.loc[df.ts == pd.Timestamp("2024-01-04 20:30", tz="UTC"), "open"].isna().all()
+    assert df.loc[df.ts == pd.Timestamp("2024-01-02", tz="UTC"), "adj_close"].item() == 1.4
+    assert df.loc[df.ts.isna(), "adj_close"].item() == 1.5  # defaults to close
+
+
+def test_csv_without_interval_column_needs_a_single_interval(tmp_path):
+    path = _write(tmp_path, "symbol,ts,open,high,low,close,volume\nX,2024-01-02,1,2,0.5,1.5,1\n")
+    with pytest.raises(SourceError, match="exactly one --intervals"):
+        CsvSource(path, single_interval=False).fetch(FetchRequest((), "1d"))
+
+
+def test_missing_csv_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="not found"):
+        CsvSource(tmp_path / "nope.csv").fetch(FetchRequest((), "1d"))
