@@ -68,7 +68,7 @@ QUARANTINE_SCHEMA = T.StructType(
         T.StructField("record_id", T.LongType(), nullable=False),
         T.StructField("ingested_at", T.TimestampType()),
         T.StructField("rule", T.StringType(), nullable=False),
-        T.StructField("failed_rules", T.ArrayType(T.StringType(), containsNull=False), nullable=False),
+        T.StructField("failed_rules", T.ArrayType(T.StringType()), nullable=False),
         T.StructField("quarantined_at", T.TimestampType(), nullable=False),
     ]
 )
