@@ -14,7 +14,9 @@ JOB = "build_silver"
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for(JOB, "bronze/candles → silver/candles (MERGE) + silver/candles_quarantine.")
     parser.add_argument(
-        "--full-refresh", "--full_refresh", action="store_true",
+        "--full-refresh",
+        "--full_refresh",
+        action="store_true",
         help="reprocess every bronze batch, not only new ones (idempotent)",
     )
     return run_job(

@@ -46,9 +46,7 @@ class LakeConfig:
             raise ConfigError(f"unknown source {self.source!r}; choose one of {', '.join(SOURCES)}")
         bad = [i for i in self.intervals if i not in SUPPORTED_INTERVALS]
         if bad:
-            raise ConfigError(
-                f"unsupported interval(s) {bad}; supported: {', '.join(SUPPORTED_INTERVALS)}"
-            )
+            raise ConfigError(f"unsupported interval(s) {bad}; supported: {', '.join(SUPPORTED_INTERVALS)}")
         if not self.intervals:
             raise ConfigError("at least one interval is required")
         if self.source == "csv" and not self.csv_path:
@@ -92,10 +90,22 @@ def _split(value: str) -> tuple[str, ...]:
 
 # (field, flag, env suffix, parser of the string form, help)
 _FIELDS: tuple[tuple[str, str, str, object, str], ...] = (
-    ("lake_root", "--lake-root", "LAKE_ROOT", str, "lake root: a local folder, s3://bucket/prefix or s3a://…"),
+    (
+        "lake_root",
+        "--lake-root",
+        "LAKE_ROOT",
+        str,
+        "lake root: a local folder, s3://bucket/prefix or s3a://…",
+    ),
     ("source", "--source", "SOURCE", str, f"candle source: {', '.join(SOURCES)}"),
     ("symbols", "--symbols", "SYMBOLS", _split, "comma-separated symbols, e.g. ^GSPC,MSFT"),
-    ("intervals", "--intervals", "INTERVALS", _split, f"comma-separated intervals ({', '.join(SUPPORTED_INTERVALS)})"),
+    (
+        "intervals",
+        "--intervals",
+        "INTERVALS",
+        _split,
+        f"comma-separated intervals ({', '.join(SUPPORTED_INTERVALS)})",
+    ),
     ("csv_path", "--csv-path", "CSV_PATH", str, "path of the CSV file for --source csv"),
     ("start", "--start", "START", str, "first date to fetch (YYYY-MM-DD, inclusive)"),
     ("end", "--end", "END", str, "last date to fetch (YYYY-MM-DD, exclusive)"),
@@ -112,7 +122,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     for name, flag, env, _, help_text in _FIELDS:
         # Glue job parameters are conventionally snake_case (--lake_root): accept both spellings.
         group.add_argument(
-            flag, flag.replace("-", "_").replace("__", "--"), dest=name, default=None,
+            flag,
+            flag.replace("-", "_").replace("__", "--"),
+            dest=name,
+            default=None,
             help=f"{help_text} [env {ENV_PREFIX}{env}]",
         )
     group.add_argument(

@@ -63,9 +63,16 @@ def run_ingest(
             for r in marks_df.where(F.col("interval") == interval).collect()  # one small row per series
         }
         started = time.monotonic()
-        request = FetchRequest(cfg.symbols, interval, _fetch_start(cfg, marks, cfg.symbols), utc_timestamp(cfg.end) if cfg.end else None)
-        log(f"[ingest_candles] fetching {interval} from {source.name} "
-            f"({', '.join(cfg.symbols) or 'all symbols'}; since {request.start or 'the beginning'}) ...")
+        request = FetchRequest(
+            cfg.symbols,
+            interval,
+            _fetch_start(cfg, marks, cfg.symbols),
+            utc_timestamp(cfg.end) if cfg.end else None,
+        )
+        log(
+            f"[ingest_candles] fetching {interval} from {source.name} "
+            f"({', '.join(cfg.symbols) or 'all symbols'}; since {request.start or 'the beginning'}) ..."
+        )
         fetched: pd.DataFrame = source.fetch(request)
         summary.rows_read += len(fetched)
         log(f"[ingest_candles] {interval}: {len(fetched)} rows fetched in {time.monotonic() - started:.1f}s")

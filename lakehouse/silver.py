@@ -56,24 +56,24 @@ def _finite(col: str) -> Column:
     return ~F.isnan(col) & (F.abs(F.col(col)) != F.lit(float("inf")))
 
 
-def is_missing_value() -> Column:
+def is_complete() -> Column:
+    """True when every required field is present and every value is finite."""
     present = [F.col(c).isNotNull() for c in REQUIRED] + [_finite(c) for c in VALUES]
     all_present = present[0]
     for cond in present[1:]:
         all_present = all_present & cond
-    return ~F.coalesce(all_present, F.lit(False))
+    return F.coalesce(all_present, F.lit(False))
 
 
-def row_rule_conditions(now: datetime) -> dict[str, Column]:
+def row_rule_conditions(now: datetime, complete: Column) -> dict[str, Column]:
     """Each row rule as a Column that is true when the row breaks it. Rules past the first
     assume complete values, so they are evaluated only on rows that pass missing_value."""
-    complete = ~is_missing_value()
     body_low = F.least("open", "close")
     body_high = F.greatest("open", "close")
     return {
-        "missing_value": is_missing_value(),
+        "missing_value": ~complete,
         "unknown_interval": complete & ~F.col("interval").isin(*SUPPORTED_INTERVALS),
-        "non_positive_price": complete & F.greatest(*[F.col(p) <= 0 for p in PRICES]),
+        "non_positive_price": complete & (F.least(*PRICES) <= 0),
         "ohlc_inconsistent": complete & ~((F.col("low") <= body_low) & (body_high <= F.col("high"))),
         "negative_volume": complete & (F.col("volume") < 0),
         "future_timestamp": complete & (F.col("ts") > F.lit(now).cast("timestamp")),
@@ -86,18 +86,33 @@ def _rules_array(conditions: dict[str, Column]) -> Column:
 
 
 def with_row_rule_failures(bronze_df: DataFrame, now: datetime) -> DataFrame:
-    return bronze_df.withColumn("failed_rules", _rules_array(row_rule_conditions(now)))
+    flagged = bronze_df.withColumn("_complete", is_complete())
+    return flagged.withColumn("failed_rules", _rules_array(row_rule_conditions(now, F.col("_complete")))).drop(
+        "_complete"
+    )
 
 
 def with_batch_rule_failures(row_ok_df: DataFrame) -> DataFrame:
-    """Flag same-key rows within one batch: differing values conflict, identical ones repeat."""
+    """Flag same-key rows within one batch: differing values conflict, identical ones repeat.
+
+    Rows are compared by a 64-bit hash of their values (two window aggregates instead of
+    twelve); a collision would need two different bars of one key in one batch to hash alike."""
     same_key = Window.partitionBy(*CANDLE_KEY, "batch_id")
-    conflicting = F.greatest(*[F.min(c).over(same_key) != F.max(c).over(same_key) for c in VALUES])
-    repeat = F.row_number().over(same_key.orderBy("record_id")) > 1
-    return row_ok_df.withColumn(
-        "failed_rules",
-        _rules_array({"conflicting_duplicate": conflicting, "duplicate_row": ~conflicting & repeat}),
+    hashed = row_ok_df.withColumn("_vh", F.xxhash64(*VALUES))
+    flagged = hashed.select(
+        "*",
+        (F.min("_vh").over(same_key) != F.max("_vh").over(same_key)).alias("_conflict"),
+        (F.row_number().over(same_key.orderBy("record_id")) > 1).alias("_repeat"),
     )
+    return flagged.withColumn(
+        "failed_rules",
+        _rules_array(
+            {
+                "conflicting_duplicate": F.col("_conflict"),
+                "duplicate_row": ~F.col("_conflict") & F.col("_repeat"),
+            }
+        ),
+    ).drop("_vh", "_conflict", "_repeat")
 
 
 def classify(bronze_df: DataFrame, now: datetime) -> DataFrame:
@@ -110,9 +125,7 @@ def classify(bronze_df: DataFrame, now: datetime) -> DataFrame:
 
 
 def quarantined(classified_df: DataFrame, now: datetime) -> DataFrame:
-    return classified_df.where(F.col("rule").isNotNull()).withColumn(
-        "quarantined_at", F.lit(now).cast("timestamp")
-    )
+    return classified_df.where(F.col("rule").isNotNull()).withColumn("quarantined_at", F.lit(now).cast("timestamp"))
 
 
 def accepted(classified_df: DataFrame) -> DataFrame:

@@ -72,12 +72,13 @@ def local_conf(*, shuffle_partitions: int = 4, driver_memory: str = "4g") -> dic
         "spark.sql.warehouse.dir": str(REPO_ROOT / "build" / "spark-warehouse"),
         # Delta's S3 log store is the default for s3/s3a; plain s3:// maps to S3A off Glue.
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "spark.hadoop.fs.s3a.aws.credentials.provider": (
-            "com.amazonaws.auth.DefaultAWSCredentialsProviderChain"
-        ),
+        "spark.hadoop.fs.s3a.aws.credentials.provider": ("com.amazonaws.auth.DefaultAWSCredentialsProviderChain"),
         # Basic Delta protocol for new tables: Athena and other readers accept it.
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
+        # Delta replays its log with 50 partitions by default: 50 tiny tasks per snapshot on
+        # 2 cores. One per core is plenty for logs of this size.
+        "spark.databricks.delta.snapshotPartitions": str(max(2, shuffle_partitions // 2)),
     }
     endpoint = os.environ.get("CANDLELAKE_S3_ENDPOINT")
     if endpoint:
@@ -95,10 +96,22 @@ def s3a_endpoint_conf(endpoint: str, *, prefix: str = "") -> dict[str, str]:
     }
 
 
-def configure_s3_endpoint(spark: SparkSession, endpoint: str) -> None:
-    """Point an already running session's S3A filesystem at another endpoint (tests, MinIO)."""
+def configure_s3_endpoint(
+    spark: SparkSession, endpoint: str, *, access_key: str | None = None, secret_key: str | None = None
+) -> None:
+    """Point an already running session's S3A filesystem at another endpoint (tests, MinIO).
+    Without keys, credentials come from the default AWS chain (environment, profile, role)."""
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    for key, value in s3a_endpoint_conf(endpoint).items():
+    settings = s3a_endpoint_conf(endpoint)
+    if access_key and secret_key:
+        settings.update(
+            {
+                "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+                "fs.s3a.access.key": access_key,
+                "fs.s3a.secret.key": secret_key,
+            }
+        )
+    for key, value in settings.items():
         hadoop_conf.set(key, value)
 
 

@@ -43,7 +43,7 @@ def test_backfill_from_env_and_flag():
 )
 def test_bad_values_get_clear_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        LakeConfig(**kwargs).resolved_root
+        _ = LakeConfig(**kwargs).resolved_root
 
 
 def test_unparseable_number_names_the_flag():

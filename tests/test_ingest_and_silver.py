@@ -69,7 +69,10 @@ def test_broken_csv_rows_are_quarantined_with_their_rule_and_none_lost(spark, tm
         got.setdefault((r.symbol, r.day), []).append(r.rule)
     assert {k: sorted(v) for k, v in got.items()} == {k: sorted(v) for k, v in EXPECTED_RULES.items()}
     assert sorted((r.symbol, str(r.ts.date())) for r in silver_rows.collect()) == [
-        ("AAA", "2024-01-02"), ("AAA", "2024-01-03"), ("BBB", "2024-01-03"), ("BBB", "2024-01-04")
+        ("AAA", "2024-01-02"),
+        ("AAA", "2024-01-03"),
+        ("BBB", "2024-01-03"),
+        ("BBB", "2024-01-04"),
     ]
     batch = delta_io.read(spark, SILVER_PROCESSED_BATCHES, root).collect()
     assert [(b.rows_in, b.accepted, b.quarantined) for b in batch] == [(15, 4, 11)]
@@ -125,8 +128,12 @@ def test_backfill_reingests_history_without_duplicating_silver(spark, make_confi
     cfg = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=30)
     run_ingest(spark, cfg, now=NOW, **quiet)
     run_build_silver(spark, cfg, now=NOW, **quiet)
-    again = run_ingest(spark, make_config(source="synthetic", symbols=(), synthetic_symbols=2,
-                                          synthetic_bars=30, backfill=True), now=NOW, **quiet)
+    again = run_ingest(
+        spark,
+        make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=30, backfill=True),
+        now=NOW,
+        **quiet,
+    )
     built = run_build_silver(spark, cfg, now=NOW, **quiet)
     assert again.rows_written == 60
     assert built.rows_read == 60 and built.rows_written == 0 and built.rows_quarantined == 0

@@ -16,8 +16,7 @@ NOW = datetime(2024, 6, 1, tzinfo=UTC)
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
 
 
-def bronze_row(ts=T0, o=10.0, h=11.0, lo=9.0, c=10.5, adj=None, v=100.0, symbol="A", interval="1d",
-               batch="b1", rid=0):
+def bronze_row(ts=T0, o=10.0, h=11.0, lo=9.0, c=10.5, adj=None, v=100.0, symbol="A", interval="1d", batch="b1", rid=0):
     return (symbol, interval, ts, o, h, lo, c, c if adj is None else adj, v, "test", batch, rid, NOW)
 
 
@@ -30,9 +29,9 @@ def test_each_row_rule_names_what_it_rejects(spark):
     nan, inf = float("nan"), float("inf")
     rows = [
         bronze_row(rid=1),
-        bronze_row(rid=2, lo=10.2),                      # low above the open
-        bronze_row(rid=3, h=10.4),                       # high below the close
-        bronze_row(rid=4, c=0.0, lo=0.0),                # zero close
+        bronze_row(rid=2, lo=10.2),  # low above the open
+        bronze_row(rid=3, h=10.4),  # high below the close
+        bronze_row(rid=4, c=0.0, lo=0.0),  # zero close
         bronze_row(rid=5, o=None),
         bronze_row(rid=6, h=nan),
         bronze_row(rid=7, h=inf),
@@ -64,9 +63,10 @@ def test_several_failed_rules_are_all_recorded_first_one_reported(spark):
 
 def test_same_key_in_one_batch_conflicts_or_repeats(spark):
     rows = [
-        bronze_row(rid=1, c=10.5), bronze_row(rid=2, c=10.6),             # conflict: both out
+        bronze_row(rid=1, c=10.5),
+        bronze_row(rid=2, c=10.6),  # conflict: both out
         bronze_row(rid=3, ts=datetime(2024, 1, 3, tzinfo=UTC)),
-        bronze_row(rid=4, ts=datetime(2024, 1, 3, tzinfo=UTC)),           # identical: first kept
+        bronze_row(rid=4, ts=datetime(2024, 1, 3, tzinfo=UTC)),  # identical: first kept
         bronze_row(rid=5, ts=datetime(2024, 1, 4, tzinfo=UTC), batch="b1"),
         bronze_row(rid=6, ts=datetime(2024, 1, 4, tzinfo=UTC), batch="b2", c=10.7),  # other batch: not a conflict
     ]
@@ -94,7 +94,13 @@ prices = st.one_of(st.floats(-5, 200, allow_nan=False), st.just(float("nan")), s
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(prices, prices, prices, prices, st.floats(-10, 1e6), st.integers(0, 5)), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(prices, prices, prices, prices, st.floats(-10, 1e6), st.integers(0, 5)),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_every_row_is_accepted_or_quarantined_and_accepted_rows_are_consistent(spark, raw):
     rows = [
         bronze_row(ts=datetime(2024, 1, 2 + day, tzinfo=UTC), o=o, h=h, lo=lo, c=c, v=v, rid=i)
@@ -106,7 +112,8 @@ def test_every_row_is_accepted_or_quarantined_and_accepted_rows_are_consistent(s
     assert classified.select("record_id").distinct().count() == len(rows)
     bad = accepted.where(
         ~((F.col("low") <= F.least("open", "close")) & (F.greatest("open", "close") <= F.col("high")))
-        | (F.col("low") <= 0) | (F.col("volume") < 0)
+        | (F.col("low") <= 0)
+        | (F.col("volume") < 0)
     )
     assert bad.count() == 0
     assert accepted.groupBy("symbol", "interval", "ts").count().where("count > 1").count() == 0

@@ -55,16 +55,23 @@ def test_synthetic_source_is_seeded_consistent_and_named():
 
 # --- yfinance: the real code path, fed recorded-shape frames -------------------------------
 
+
 def recorded_download(tickers: list[str], interval: str = "1d") -> pd.DataFrame:
     """The shape yf.download(tickers, auto_adjust=False, group_by='column') returns (yfinance 0.2.5x–1.x):
     MultiIndex columns (Price, Ticker), a tz-naive 'Date' index for daily bars and a
     tz-aware 'Datetime' index in the exchange's zone for intraday ones, NaN padding where a
     ticker has no bar at an index timestamp."""
     recorded = {
-        "AAPL": [(185.64, 188.44, 183.89, 185.64, 184.73, 82488700), (184.22, 185.88, 183.43, 184.25, 183.35, 58414500),
-                 (182.15, 183.09, 180.88, 181.91, 181.02, 71983600)],
-        "MSFT": [(373.86, 375.90, 366.77, 370.87, 367.02, 25258600), (368.97, 373.26, 368.51, 370.60, 366.75, 23083500),
-                 (370.01, 372.14, 366.50, 367.94, 364.12, 20901500)],
+        "AAPL": [
+            (185.64, 188.44, 183.89, 185.64, 184.73, 82488700),
+            (184.22, 185.88, 183.43, 184.25, 183.35, 58414500),
+            (182.15, 183.09, 180.88, 181.91, 181.02, 71983600),
+        ],
+        "MSFT": [
+            (373.86, 375.90, 366.77, 370.87, 367.02, 25258600),
+            (368.97, 373.26, 368.51, 370.60, 366.75, 23083500),
+            (370.01, 372.14, 366.50, 367.94, 364.12, 20901500),
+        ],
     }
     if interval == "1d":
         index = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"], name="Date")
@@ -98,7 +105,12 @@ def test_yfinance_multiindex_frame_becomes_canonical_rows():
     assert df.groupby("symbol").size().to_dict() == {"AAPL": 3, "MSFT": 2}
     first = df.iloc[0]
     assert (first.symbol, first.ts, first.open, first.close, first.adj_close, first.volume) == (
-        "AAPL", pd.Timestamp("2024-01-02", tz="UTC"), 185.64, 185.64, 184.73, 82488700.0
+        "AAPL",
+        pd.Timestamp("2024-01-02", tz="UTC"),
+        185.64,
+        185.64,
+        184.73,
+        82488700.0,
     )
 
 
@@ -151,6 +163,7 @@ def test_yfinance_retries_only_the_symbols_that_came_back_empty():
 
 # --- csv ------------------------------------------------------------------------------------
 
+
 def _write(tmp_path, text: str):
     path = tmp_path / "raw.csv"
     path.write_text(text)
@@ -191,3 +204,20 @@ def test_csv_without_interval_column_needs_a_single_interval(tmp_path):
 def test_missing_csv_file_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="not found"):
         CsvSource(tmp_path / "nope.csv").fetch(FetchRequest((), "1d"))
+
+
+def test_sample_files_read_without_import_match_the_packages_own_loaders():
+    from arch.data import nasdaq, sp500
+    from pmdarima.datasets import load_msft
+
+    from lakehouse.sources.sample import BUNDLED
+
+    for symbol, loaded in (("^GSPC", sp500.load()), ("^IXIC", nasdaq.load())):
+        ours = BUNDLED[symbol]().set_index("ts")
+        assert list(ours.index) == list(loaded.index)
+        np.testing.assert_allclose(ours["close"], loaded["Close"])
+        np.testing.assert_allclose(ours["adj_close"], loaded["Adj Close"])
+        np.testing.assert_allclose(ours["volume"], loaded["Volume"])
+    ours, theirs = BUNDLED["MSFT"](), load_msft()
+    assert len(ours) == len(theirs) == 7983
+    np.testing.assert_allclose(ours["high"], theirs["High"])

@@ -5,7 +5,7 @@ Columns (header names, case-insensitive, in any order):
 | column      | required | meaning                                                                 |
 |-------------|----------|-------------------------------------------------------------------------|
 | symbol      | yes      | ticker as the user names it                                             |
-| ts          | yes      | bar open time; ISO 8601; without an offset it is taken as UTC (alias: date, timestamp, datetime) |
+| ts          | yes      | bar open time, ISO 8601, UTC unless it has an offset (alias: date, timestamp, datetime) |
 | open, high, low, close | yes | prices in the instrument's currency                              |
 | volume      | yes      | traded volume (shares, contracts, coins)                                |
 | adj_close   | no       | split/dividend-adjusted close; defaults to close (alias: "adj close")   |
@@ -27,7 +27,13 @@ from lakehouse.sources import FetchRequest, SourceError, canonical_frame, clip_t
 
 REQUIRED = ("symbol", "ts", "open", "high", "low", "close", "volume")
 OPTIONAL = ("adj_close", "interval")
-ALIASES = {"date": "ts", "timestamp": "ts", "datetime": "ts", "adj close": "adj_close", "adjclose": "adj_close"}
+ALIASES = {
+    "date": "ts",
+    "timestamp": "ts",
+    "datetime": "ts",
+    "adj close": "adj_close",
+    "adjclose": "adj_close",
+}
 
 
 def _normalise_header(name: str) -> str:

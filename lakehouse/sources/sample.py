@@ -12,34 +12,47 @@ and dividend-adjusted (its 1986 closes are ~0.07), so its `adj_close` is its clo
 
 from __future__ import annotations
 
+import importlib.util
+import tarfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
 from lakehouse.sources import FetchRequest, SourceError, canonical_frame, clip_to_request
 
 
-def _load_arch(module: str) -> pd.DataFrame:
-    import importlib
+def package_data(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package, located without importing it:
+    `import arch` costs ~6 s and `import pmdarima` ~10 s here, and we only need their files.
+    tests/test_sources.py checks that we read what the packages' own loaders return."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceError(f"the sample source needs the {package!r} package; run `make setup`")
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.is_file():
+        raise SourceError(f"{package} no longer ships {'/'.join(parts)}; check its version against requirements.lock")
+    return path
 
-    raw = importlib.import_module(f"arch.data.{module}").load()
+
+def _load_arch(name: str) -> pd.DataFrame:
+    raw = pd.read_csv(package_data("arch", "data", name, f"{name}.csv.gz"))
     return pd.DataFrame(
         {
-            "ts": raw.index,
-            "open": raw["Open"].to_numpy(),
-            "high": raw["High"].to_numpy(),
-            "low": raw["Low"].to_numpy(),
-            "close": raw["Close"].to_numpy(),
-            "adj_close": raw["Adj Close"].to_numpy(),
-            "volume": raw["Volume"].to_numpy(),
+            "ts": pd.to_datetime(raw["Date"]),
+            "open": raw["Open"],
+            "high": raw["High"],
+            "low": raw["Low"],
+            "close": raw["Close"],
+            "adj_close": raw["Adj Close"],
+            "volume": raw["Volume"],
         }
     )
 
 
 def _load_msft() -> pd.DataFrame:
-    from pmdarima.datasets import load_msft
-
-    raw = load_msft()
+    with tarfile.open(package_data("pmdarima", "datasets", "data", "msft.tar.gz"), "r:*") as tar:
+        raw = pd.read_csv(tar.extractfile(tar.getnames()[0]), header=0)  # one CSV per archive
     return pd.DataFrame(
         {
             "ts": pd.to_datetime(raw["Date"]),

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from lakehouse.sources import FetchRequest, SourceError, canonical_frame, clip_to_request, utc_timestamp
 
@@ -26,7 +32,14 @@ HISTORY_LIMIT: dict[str, timedelta | None] = {
     "1h": timedelta(days=729),
     "5m": timedelta(days=59),
 }
-_FIELDS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Adj Close": "adj_close", "Volume": "volume"}
+_FIELDS = {
+    "Open": "open",
+    "High": "high",
+    "Low": "low",
+    "Close": "close",
+    "Adj Close": "adj_close",
+    "Volume": "volume",
+}
 
 
 class _SymbolsMissing(Exception):

@@ -1,0 +1,40 @@
+"""The Glue entry scripts as a user runs them: `python -m glue_jobs.<name>`."""
+
+import subprocess
+import sys
+
+import pytest
+
+from glue_jobs import build_silver, ingest_candles
+
+JOBS = ("ingest_candles", "build_silver")
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_help_runs_without_spark(job):
+    out = subprocess.run(
+        [sys.executable, "-m", f"glue_jobs.{job}", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "--lake-root" in out.stdout and "CANDLELAKE_LAKE_ROOT" in out.stdout
+
+
+def test_bad_configuration_exits_1_with_a_message_and_no_traceback(capsys, tmp_path):
+    code = ingest_candles.main(["--lake-root", str(tmp_path), "--source", "csv"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "FAILED: --source csv needs --csv-path" in err and "Traceback" not in err
+
+
+def test_source_error_exits_1_and_writes_nothing(capsys, tmp_path):
+    code = ingest_candles.main(["--lake-root", str(tmp_path / "lake"), "--intervals", "5m"])
+    assert code == 1
+    assert "daily bars only" in capsys.readouterr().err
+    assert not (tmp_path / "lake").exists()
+
+
+def test_glue_system_arguments_are_ignored_not_fatal(capsys):
+    code = build_silver.main(["--JOB_NAME", "x", "--intervals", "1w"])
+    captured = capsys.readouterr()
+    assert code == 1 and "unsupported interval" in captured.err
+    assert "ignoring arguments not meant for this job: --JOB_NAME x" in captured.err
