@@ -51,7 +51,8 @@ run: setup ## the pipeline end to end on the bundled offline data (ARGS="--symbo
 inventory: setup ## print the lake's tables, versions and row counts
 	$(PY) -m lakehouse.inventory $(ARGS)
 
-test: setup ## the whole test suite (what CI runs)
+test: setup ## lint + the whole test suite (what CI runs)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff lint + format check
