@@ -83,6 +83,25 @@ PROCESSED_BATCHES_SCHEMA = T.StructType(
     ]
 )
 
+DQ_RESULTS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), nullable=False),
+        T.StructField("layer", T.StringType(), nullable=False),
+        T.StructField("table_name", T.StringType(), nullable=False),
+        T.StructField("suite", T.StringType(), nullable=False),
+        T.StructField("expectation", T.StringType(), nullable=False),
+        T.StructField("expectation_type", T.StringType(), nullable=False),
+        T.StructField("tier", T.StringType(), nullable=False),
+        T.StructField("success", T.BooleanType(), nullable=False),
+        T.StructField("observed_value", T.StringType()),
+        T.StructField("unexpected_count", T.LongType()),
+        T.StructField("unexpected_percent", T.DoubleType()),
+        T.StructField("element_count", T.LongType()),
+        T.StructField("started_at", T.TimestampType(), nullable=False),
+        T.StructField("ended_at", T.TimestampType(), nullable=False),
+    ]
+)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -128,8 +147,15 @@ SILVER_PROCESSED_BATCHES = Table(
     description="bronze batches already built into silver, with their row accounting",
 )
 
+GOLD_DQ_RESULTS = Table(
+    "gold/dq_results",
+    DQ_RESULTS_SCHEMA,
+    key=("run_id", "table_name", "expectation"),
+    description="one row per expectation per validation run (Great Expectations), Athena-queryable",
+)
+
 REGISTRY: dict[str, Table] = {
-    t.name: t for t in (BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_PROCESSED_BATCHES)
+    t.name: t for t in (BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_PROCESSED_BATCHES, GOLD_DQ_RESULTS)
 }
 
 
