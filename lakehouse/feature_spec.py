@@ -139,7 +139,7 @@ MAX_WINDOW = max(f.window for f in FEATURES)
 
 # Labels: about the NEXT bar; null on each symbol's last bar, never filled.
 LABELS = {
-    "label_up": "1 if close[t+1] > close[t], else 0 — a flat next bar (equal close) counts as not up; null on the last bar",
+    "label_up": "1 if close[t+1] > close[t], else 0 (a flat next bar counts as not up); null on the last bar",
     "label_ret_1": "close[t+1] / close[t] - 1; null on the last bar",
 }
 
