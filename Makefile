@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED := 1
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format lock inventory clean clean-lake
+.PHONY: help setup run test lint format lock inventory dq-report docs bench bench-features clean clean-lake
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,17 @@ run: setup ## the pipeline end to end on the bundled offline data (ARGS="--symbo
 
 inventory: setup ## print the lake's tables, versions and row counts
 	$(PY) -m lakehouse.inventory $(ARGS)
+
+dq-report: setup ## print the path of the latest data-quality HTML report
+	@$(PY) -m lakehouse.quality.report $(ARGS)
+
+docs: setup ## regenerate the README's feature table from lakehouse/feature_spec.py
+	$(PY) -m lakehouse.feature_spec --update-readme README.md
+
+bench: bench-features ## all benchmarks (not part of `make test`)
+
+bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows (BENCH_ARGS="--symbols 50 --bars 2000")
+	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_features $(BENCH_ARGS)
 
 test: setup ## lint + the whole test suite (what CI runs)
 	$(VENV)/bin/ruff check .

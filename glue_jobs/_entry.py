@@ -23,6 +23,9 @@ class JobFailed(RuntimeError):
 
 def parser_for(job: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m glue_jobs.{job}", description=description)
+    parser.add_argument(
+        "--run-id", "--run_id", default=None, help="pipeline run id, recorded with data-quality results and reports"
+    )
     return add_config_arguments(parser)
 
 

@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     return run_job(
         JOB,
         parser,
-        lambda args, cfg: run_build_silver(session_for(cfg.s3_endpoint, JOB), cfg, full_refresh=args.full_refresh),
+        lambda args, cfg: run_build_silver(
+            session_for(cfg.s3_endpoint, JOB), cfg, full_refresh=args.full_refresh, run_id=args.run_id
+        ),
         argv,
     )
 

@@ -8,13 +8,13 @@ import sys
 from pyspark.sql import SparkSession
 
 from lakehouse import delta_io
-from lakehouse.config import add_config_arguments, config_from
-from lakehouse.tables import REGISTRY
+from lakehouse.config import SUPPORTED_INTERVALS, add_config_arguments, config_from
+from lakehouse.tables import REGISTRY, gold_features
 
 
 def inventory(spark: SparkSession, root: str) -> list[dict[str, object]]:
     rows = []
-    for tbl in REGISTRY.values():
+    for tbl in [*REGISTRY.values(), *(gold_features(i) for i in SUPPORTED_INTERVALS)]:
         present = delta_io.exists(spark, tbl, root)
         rows.append(
             {

@@ -154,12 +154,43 @@ GOLD_DQ_RESULTS = Table(
     description="one row per expectation per validation run (Great Expectations), Athena-queryable",
 )
 
+
+def _gold_features_schema() -> T.StructType:
+    from lakehouse.feature_spec import FEATURE_NAMES
+
+    return T.StructType(
+        [
+            T.StructField("symbol", T.StringType(), nullable=False),
+            T.StructField("ts", T.TimestampType(), nullable=False),
+            *[T.StructField(c, T.DoubleType()) for c in ("open", "high", "low", "close", "volume")],
+            *[T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES],
+            T.StructField("label_up", T.IntegerType()),
+            T.StructField("label_ret_1", T.DoubleType()),
+            T.StructField("bar_no", T.IntegerType(), nullable=False),
+            T.StructField("is_warm", T.BooleanType(), nullable=False),
+            T.StructField("computed_at", T.TimestampType(), nullable=False),
+        ]
+    )
+
+
+def gold_features(interval: str) -> Table:
+    """gold/features_<interval>: one row per (symbol, ts) with every feature of the spec."""
+    return Table(
+        f"gold/features_{interval}",
+        _gold_features_schema(),
+        key=("symbol", "ts"),
+        description=f"{interval} candles with engineered features and next-bar labels (see feature_spec)",
+    )
+
+
 REGISTRY: dict[str, Table] = {
     t.name: t for t in (BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_PROCESSED_BATCHES, GOLD_DQ_RESULTS)
 }
 
 
 def table(name: str) -> Table:
+    if name.startswith("gold/features_"):
+        return gold_features(name.removeprefix("gold/features_"))
     try:
         return REGISTRY[name]
     except KeyError:

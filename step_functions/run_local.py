@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 
-from glue_jobs import build_silver, ingest_candles
+from glue_jobs import build_features, build_silver, ingest_candles
 
-STEPS = (("Ingest", ingest_candles.main), ("BuildSilver", build_silver.main))
+STEPS = (("Ingest", ingest_candles.main), ("BuildSilver", build_silver.main), ("BuildFeatures", build_features.main))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--run-id" not in argv:
+        argv += ["--run-id", f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-local"]
     started = time.monotonic()
     for name, step in STEPS:
         step_started = time.monotonic()

@@ -109,3 +109,12 @@ def test_no_feature_at_t_changes_when_rows_after_t_change(spark, real_candles):
 def features_at(spark, frame: pd.DataFrame, i: int) -> pd.Series:
     out = with_features(spark.createDataFrame(frame)).toPandas().sort_values("ts").reset_index(drop=True)
     return out.loc[i, list(FEATURE_NAMES)]
+
+
+def test_readme_feature_table_is_generated_from_the_spec():
+    from pathlib import Path
+
+    from lakehouse.feature_spec import readme_with_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert readme_with_table(readme) == readme, "README feature table is stale: run `make docs`"

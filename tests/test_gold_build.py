@@ -1,0 +1,88 @@
+"""The features job on a real lake: incremental rebuilds, quality records, and the halt tier."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from glue_jobs import build_features
+from lakehouse import delta_io
+from lakehouse.feature_spec import FEATURE_NAMES
+from lakehouse.gold_build import run_build_features
+from lakehouse.ingest import run_ingest
+from lakehouse.quality.report import latest_report
+from lakehouse.silver_build import run_build_silver
+from lakehouse.tables import GOLD_DQ_RESULTS, SILVER_CANDLES, gold_features
+
+pytestmark = pytest.mark.spark
+QUIET = {"log": lambda *_: None}
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def synthetic_lake(spark, make_config):
+    cfg = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=200, end="2015-09-01")
+    run_ingest(spark, cfg, now=T0, **QUIET)
+    run_build_silver(spark, cfg, now=T0, run_id="r1", **QUIET)
+    return cfg
+
+
+def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, synthetic_lake, make_config):
+    cfg, root = synthetic_lake, synthetic_lake.resolved_root
+    gold = gold_features("1d")
+    first = run_build_features(spark, cfg, run_id="r1", now=T0, **QUIET)
+    rows = delta_io.read(spark, gold, root)
+    n_first = rows.count()
+    assert first.rows_written == n_first > 0
+    assert set(FEATURE_NAMES) <= set(rows.columns)
+    assert rows.where("is_warm").count() > 0
+
+    dq = delta_io.read(spark, GOLD_DQ_RESULTS, root).where("run_id = 'r1'")
+    assert {r.table_name for r in dq.select("table_name").distinct().collect()} == {
+        "silver/candles",
+        "gold/features_1d",
+    }
+    report = latest_report(root)
+    html = Path(report).read_text()
+    assert "gold/features_1d" in html and "silver/candles" in html
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+
+    # Nothing new in silver → nothing rebuilt, no new version.
+    version = delta_io.version(spark, gold, root)
+    again = run_build_features(spark, cfg, run_id="r2", now=T0, **QUIET)
+    assert again.rows_written == 0 and delta_io.version(spark, gold, root) == version
+
+    # New bars for the symbols: only rows from the bar before the first new one are rewritten.
+    later = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=200)
+    run_ingest(spark, later, now=T0, **QUIET)
+    run_build_silver(spark, later, now=datetime(2025, 1, 2, tzinfo=UTC), run_id="r3", **QUIET)
+    third = run_build_features(spark, later, run_id="r3", now=datetime(2025, 1, 2, tzinfo=UTC), **QUIET)
+    silver_rows = delta_io.read(spark, SILVER_CANDLES, root).count()
+    new_bars = silver_rows - n_first
+    assert new_bars > 0
+    assert third.details["1d_inserted"] == new_bars
+    assert third.details["1d_updated"] == 2  # each symbol's previous last bar: its label is now known
+    rebuilt = delta_io.read(spark, gold, root)
+    assert rebuilt.count() == silver_rows
+    assert rebuilt.where(F.col("label_up").isNull()).count() == 2  # only the two last bars
+
+
+def test_a_halt_tier_failure_exits_non_zero_names_it_and_writes_nothing(spark, synthetic_lake, capsys):
+    cfg, root = synthetic_lake, synthetic_lake.resolved_root
+    gold = gold_features("1d")
+    run_build_features(spark, cfg, run_id="ok", now=T0, **QUIET)
+    version = delta_io.version(spark, gold, root)
+    # Corrupt silver behind the silver job's back (as a bad manual fix would): a non-positive close.
+    silver_df = delta_io.read(spark, SILVER_CANDLES, root)
+    last = silver_df.orderBy(F.col("ts").desc()).limit(1)
+    corrupted = last.withColumn("close", F.lit(-1.0)).withColumn("updated_at", F.current_timestamp())
+    delta_io.merge_upsert(spark, corrupted, SILVER_CANDLES, root)
+
+    code = build_features.main(["--lake-root", root, "--source", "synthetic", "--run-id", "bad"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "data quality halt on gold/features_1d" in err and "close_positive" in err
+    assert delta_io.version(spark, gold, root) == version
+    halted = delta_io.read(spark, GOLD_DQ_RESULTS, root).where("run_id = 'bad' AND NOT success AND tier = 'halt'")
+    assert [r.expectation for r in halted.collect()] == ["close_positive"]
