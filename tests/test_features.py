@@ -64,6 +64,13 @@ def test_feature_table_matches_the_spec_and_marks_warmup(real_features):
     assert nulls[nulls > 0].empty, f"warm rows with null features: {nulls[nulls > 0].to_dict()}"
     assert msft.loc[0, ["ret_1", "sma_5", "ROC60", "rsi_14"]].isna().all()  # nulls, not partial windows
     assert msft.loc[4, "sma_5"] == pytest.approx(msft.loc[:4, "close"].mean())
+    i, closes = 500, msft["close"].to_numpy()
+    assert msft.loc[i, "QTLU20"] == pytest.approx(np.quantile(closes[i - 19 : i + 1], 0.8) / closes[i], rel=1e-12)
+    assert msft.loc[i, "QTLD60"] == pytest.approx(np.quantile(closes[i - 59 : i + 1], 0.2) / closes[i], rel=1e-12)
+    rets = closes[i - 19 : i + 1] / closes[i - 20 : i] - 1
+    q25, q50, q75 = np.quantile(rets, [0.25, 0.5, 0.75])
+    assert msft.loc[i, "iqr_20"] == pytest.approx(q75 - q25, rel=1e-9)
+    assert msft.loc[i, "robust_z_20"] == pytest.approx((rets[-1] - q50) / (q75 - q25), rel=1e-9)
 
 
 def test_labels_describe_the_next_bar_and_the_last_is_null(spark):
