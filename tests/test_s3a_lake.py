@@ -48,8 +48,16 @@ def s3_endpoint():
     server.stop()
 
 
-def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint):
+def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
     endpoint, client = s3_endpoint
+    # The JVM gets its keys from the Hadoop conf; boto3 (data-quality reports) from the environment.
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "CANDLELAKE_S3_ENDPOINT": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
     configure_s3_endpoint(spark, endpoint, access_key="testing", secret_key="testing")
     cfg = LakeConfig(
         lake_root=f"s3a://{BUCKET}/lake",
@@ -68,6 +76,8 @@ def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint):
     for tbl in (BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE):
         assert f"lake/{tbl.name}/_delta_log/00000000000000000000.json" in keys
     assert any(k.startswith("lake/silver/candles/interval=1d/") and k.endswith(".parquet") for k in keys)
+    assert any(k.startswith("lake/reports/dq/") and k.endswith(".html") for k in keys)
+    assert "lake/gold/dq_results/_delta_log/00000000000000000000.json" in keys
     assert delta_io.read(spark, SILVER_CANDLES, cfg.resolved_root).count() == 80
 
     again = run_build_silver(spark, cfg, now=now, log=lambda *_: None)

@@ -103,20 +103,11 @@ def _unique(columns: Sequence[str]) -> Callable[[], gx.expectations.Expectation]
     return build
 
 
-def _not_null(column: str, *, when_warm: bool = False) -> Callable[[], gx.expectations.Expectation]:
+def _not_null(column: str) -> Callable[[], gx.expectations.Expectation]:
     def build() -> gx.expectations.Expectation:
         import great_expectations as gx
-        from great_expectations.expectations.row_conditions import Column as GxColumn
 
-        if not when_warm:
-            return gx.expectations.ExpectColumnValuesToNotBeNull(column=column)
-        # A Condition object, not the string + condition_parser="spark" form, which GX
-        # deprecated in 1.9; GX applies it as a Spark filter before counting.
-        return gx.expectations.ExpectColumnValuesToNotBeNull(
-            column=column,
-            mostly=1.0,
-            row_condition=GxColumn("is_warm") == True,  # noqa: E712
-        )
+        return gx.expectations.ExpectColumnValuesToNotBeNull(column=column)
 
     return build
 
