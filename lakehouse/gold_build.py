@@ -71,53 +71,44 @@ def run_build_features(
     now: datetime | None = None,
     log=print,
 ) -> JobSummary:
-    from lakehouse.quality import report, results
+    from lakehouse.quality.gate import quality_gate
     from lakehouse.quality.rules import gold_feature_rules
-    from lakehouse.quality.validate import raise_if_halted, validate
 
     now = now or datetime.now(UTC)
     run_id = run_id or f"{now:%Y%m%dT%H%M%SZ}-features"
     root = cfg.resolved_root
     summary = JobSummary("build_features", details={"run_id": run_id})
     silver_all = delta_io.read(spark, SILVER_CANDLES, root)
-    runs = []
-    try:
-        for interval in cfg.intervals:
-            target: Table = gold_features(interval)
-            silver_df = silver_all.where(F.col("interval") == interval)
-            if cfg.symbols:
-                silver_df = silver_df.where(F.col("symbol").isin(*cfg.symbols))
-            bounds = _rebuild_bounds(silver_df, delta_io.read(spark, target, root))
-            if not bounds:
-                log(f"[build_features] {target.name}: up to date, nothing to rebuild")
-                summary.versions[target.name] = delta_io.version(spark, target, root)
-                continue
-            log(f"[build_features] {target.name}: rebuilding {len(bounds)} symbol(s): {', '.join(sorted(bounds))}")
-            rows = build_gold_rows(spark, silver_df, bounds, now).persist(StorageLevel.MEMORY_AND_DISK)
-            try:
-                run = validate(
-                    rows,
-                    gold_feature_rules(FEATURE_NAMES),
-                    layer="gold",
-                    table_name=target.name,
-                    suite=f"{target.name.replace('/', '.')}.suite",
-                    run_id=run_id,
-                )
-                runs.append(run)
-                raise_if_halted(run)
-                merged = delta_io.merge_upsert(spark, rows, target, root)
-            finally:
-                rows.unpersist()
-            summary.rows_read += merged.rows_inserted + merged.rows_updated
-            summary.rows_written += merged.rows_inserted + merged.rows_updated
-            summary.versions[target.name] = merged.version
-            summary.details[f"{interval}_inserted"] = merged.rows_inserted
-            summary.details[f"{interval}_updated"] = merged.rows_updated
-    finally:
-        if runs:
-            results.record(spark, runs, root)
-            path = report.write_report(runs, root)
-            summary.details["dq_report"] = path
-            log(f"[build_features] data-quality report: {path}")
+    for interval in cfg.intervals:
+        target: Table = gold_features(interval)
+        silver_df = silver_all.where(F.col("interval") == interval)
+        if cfg.symbols:
+            silver_df = silver_df.where(F.col("symbol").isin(*cfg.symbols))
+        bounds = _rebuild_bounds(silver_df, delta_io.read(spark, target, root))
+        if not bounds:
+            log(f"[build_features] {target.name}: up to date, nothing to rebuild")
+            summary.versions[target.name] = delta_io.version(spark, target, root)
+            continue
+        log(f"[build_features] {target.name}: rebuilding {len(bounds)} symbol(s): {', '.join(sorted(bounds))}")
+        rows = build_gold_rows(spark, silver_df, bounds, now).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            _, summary.details["dq_report"] = quality_gate(
+                spark,
+                rows,
+                gold_feature_rules(FEATURE_NAMES),
+                root=root,
+                layer="gold",
+                table_name=target.name,
+                run_id=run_id,
+            )
+            merged = delta_io.merge_upsert(spark, rows, target, root)
+        finally:
+            rows.unpersist()
+        log(f"[build_features] data-quality report: {summary.details['dq_report']}")
+        summary.rows_read += merged.rows_inserted + merged.rows_updated
+        summary.rows_written += merged.rows_inserted + merged.rows_updated
+        summary.versions[target.name] = merged.version
+        summary.details[f"{interval}_inserted"] = merged.rows_inserted
+        summary.details[f"{interval}_updated"] = merged.rows_updated
     print(summary.line(), file=sys.stdout)
     return summary

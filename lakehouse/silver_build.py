@@ -31,9 +31,8 @@ def run_build_silver(
     now: datetime | None = None,
     log=print,
 ) -> JobSummary:
-    from lakehouse.quality import report, results
+    from lakehouse.quality.gate import quality_gate
     from lakehouse.quality.rules import silver_candle_rules
-    from lakehouse.quality.validate import raise_if_halted, validate
 
     now = now or datetime.now(UTC)
     run_id = run_id or f"{now:%Y%m%dT%H%M%SZ}-silver"
@@ -73,17 +72,15 @@ def run_build_silver(
             )
             silver_df = silver.to_silver_candles(silver.latest_per_key(silver.accepted(classified)), now)
             # Halt-tier expectations gate the MERGE: on failure nothing below is written.
-            run = validate(
+            _, summary.details["dq_report"] = quality_gate(
+                spark,
                 silver_df,
                 silver_candle_rules(),
+                root=root,
                 layer="silver",
                 table_name=SILVER_CANDLES.name,
-                suite="silver.candles.suite",
                 run_id=run_id,
             )
-            results.record(spark, [run], root)
-            summary.details["dq_report"] = report.write_report([run], root)
-            raise_if_halted(run)
             merged = delta_io.merge_upsert(spark, silver_df, SILVER_CANDLES, root, compare=silver.SILVER_VALUE_COLUMNS)
             summary.rows_written = merged.rows_inserted + merged.rows_updated
             summary.details.update(inserted=merged.rows_inserted, updated=merged.rows_updated)
