@@ -16,6 +16,8 @@ export PYTHONUNBUFFERED := 1
 
 # Pipeline options (see README "Configuration"); empty ones fall back to CANDLELAKE_* env / defaults.
 ARGS ?=
+# The full gold job on 10 M rows is cancelled after this many seconds (it is reported as timed out).
+BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test lint format lock inventory dq-report docs bench bench-features clean clean-lake
