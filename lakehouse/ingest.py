@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.bronze import WATERMARK, only_new_rows, watermarks, with_lineage
@@ -57,11 +56,11 @@ def run_ingest(
     bronze_df = delta_io.read(spark, BRONZE_CANDLES, root)
     marks_df = watermarks(bronze_df, now) if not cfg.backfill else watermarks(bronze_df.limit(0), now)
     new_frames = []
+    marks_by_interval: dict[str, dict[str, datetime]] = {}
+    for r in marks_df.collect():  # one small row per series
+        marks_by_interval.setdefault(r["interval"], {})[r["symbol"]] = r[WATERMARK]
     for interval in cfg.intervals:
-        marks = {
-            r["symbol"]: r[WATERMARK]
-            for r in marks_df.where(F.col("interval") == interval).collect()  # one small row per series
-        }
+        marks = marks_by_interval.get(interval, {})
         started = time.monotonic()
         request = FetchRequest(
             cfg.symbols,

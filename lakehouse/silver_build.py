@@ -45,25 +45,21 @@ def run_build_silver(
     done_ids = {r["batch_id"] for r in done.collect()} if full_refresh else set()
     classified = silver.classify(bronze_df, now).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        per_batch = (
-            classified.groupBy("batch_id")
-            .agg(
-                F.count(F.lit(1)).alias("rows_in"),
-                F.count(F.when(F.col("rule").isNull(), 1)).alias("accepted"),
-                F.count(F.col("rule")).alias("quarantined"),
-            )
-            .collect()  # one row per pending batch: the job's deliberate accounting action
-        )
+        # One aggregation (batch × rule; rule null = accepted) gives both the per-batch accounting
+        # and the per-rule counts: the job's deliberate action on the classified rows.
+        counts = classified.groupBy("batch_id", "rule").agg(F.count(F.lit(1)).alias("n")).collect()
+        batches: dict[str, dict[str, int]] = {}
+        rule_counts: dict[str, int] = {}
+        for r in counts:
+            batch = batches.setdefault(r["batch_id"], {"rows_in": 0, "accepted": 0, "quarantined": 0})
+            batch["rows_in"] += r["n"]
+            batch["accepted" if r["rule"] is None else "quarantined"] += r["n"]
+            if r["rule"] is not None:
+                rule_counts[r["rule"]] = rule_counts.get(r["rule"], 0) + r["n"]
+        per_batch = [{"batch_id": batch_id, **n} for batch_id, n in sorted(batches.items())]
         if not per_batch:
             log("[build_silver] no unprocessed bronze batches: silver unchanged")
         else:
-            rule_counts = {
-                r["rule"]: r["n"]
-                for r in classified.where(F.col("rule").isNotNull())
-                .groupBy("rule")
-                .agg(F.count(F.lit(1)).alias("n"))
-                .collect()
-            }
             summary.rows_read = sum(r["rows_in"] for r in per_batch)
             summary.rows_quarantined = sum(r["quarantined"] for r in per_batch)
             log(
