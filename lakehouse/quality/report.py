@@ -19,78 +19,25 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from lakehouse.config import ConfigError, add_config_arguments, config_from
+from lakehouse.objectstore import ObjectStore
 from lakehouse.quality.rules import TIERS
 from lakehouse.quality.validate import ValidationRun
 
 REPORTS_DIR = "reports/dq"
 INDEX = "index.html"
 
-# --- storage: a local folder or an S3 prefix ------------------------------------------------------
 
-
-class _Store:
-    """Read, write and list text files under `<root>/reports/dq`."""
-
-    def __init__(self, root: str) -> None:
-        root = root.rstrip("/")
-        self.root = root
-        match = re.match(r"^(s3a?)://([^/]+)/?(.*)$", root)
-        if match:
-            self.scheme, self.bucket, prefix = match.groups()
-            self.prefix = f"{prefix}/{REPORTS_DIR}" if prefix else REPORTS_DIR
-            self.folder: Path | None = None
-        else:
-            local = root[len("file://") :] if root.startswith("file://") else root
-            self.folder = Path(local) / REPORTS_DIR
-
-    def _client(self) -> Any:
-        import boto3
-
-        return boto3.client("s3", endpoint_url=os.environ.get("CANDLELAKE_S3_ENDPOINT") or None)
-
-    def uri(self, name: str) -> str:
-        if self.folder is not None:
-            return str(self.folder / name)
-        return f"{self.scheme}://{self.bucket}/{self.prefix}/{name}"
-
-    def write(self, name: str, text: str, content_type: str) -> str:
-        if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / name).write_text(text, encoding="utf-8")
-        else:
-            self._client().put_object(
-                Bucket=self.bucket,
-                Key=f"{self.prefix}/{name}",
-                Body=text.encode("utf-8"),
-                ContentType=f"{content_type}; charset=utf-8",
-            )
-        return self.uri(name)
-
-    def read(self, name: str) -> str:
-        if self.folder is not None:
-            return (self.folder / name).read_text(encoding="utf-8")
-        body = self._client().get_object(Bucket=self.bucket, Key=f"{self.prefix}/{name}")["Body"]
-        return body.read().decode("utf-8")
-
-    def names(self, suffix: str) -> list[str]:
-        if self.folder is not None:
-            if not self.folder.is_dir():
-                return []
-            return sorted(p.name for p in self.folder.iterdir() if p.name.endswith(suffix))
-        pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/")
-        keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-        return sorted(k.rsplit("/", 1)[-1] for k in keys if k.endswith(suffix) and "/" not in k[len(self.prefix) + 1 :])
+def _Store(root: str) -> ObjectStore:
+    return ObjectStore(root, REPORTS_DIR)
 
 
 def _file_stem(run_id: str) -> str:
@@ -253,7 +200,7 @@ def _newest_first(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(documents, key=key, reverse=True)
 
 
-def _documents(store: _Store) -> list[dict[str, Any]]:
+def _documents(store: ObjectStore) -> list[dict[str, Any]]:
     return _newest_first([json.loads(store.read(name)) for name in store.names(".json")])
 
 

@@ -1,0 +1,116 @@
+"""Files under the lake root that are not Delta tables: reports, model artifacts, pointers.
+
+The root is a local folder or s3://bucket/prefix (s3a:// too). S3 is written with boto3, at
+CANDLELAKE_S3_ENDPOINT when that is set (moto_server, MinIO), because these files are read by
+things that have no Spark (the serving Lambda, a person's browser).
+
+`replace` is the one operation with a guarantee: a reader sees the old content or the new one,
+never a torn file — `os.replace` of a temporary file locally, and a single PUT on S3 (object
+writes are atomic there). The model `latest` pointer relies on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class ObjectStore:
+    """Read, write and list files under `<root>/<folder>`."""
+
+    def __init__(self, root: str, folder: str = "") -> None:
+        root = root.rstrip("/")
+        self.root = root
+        folder = folder.strip("/")
+        match = re.match(r"^(s3a?)://([^/]+)/?(.*)$", root)
+        if match:
+            self.scheme, self.bucket, prefix = match.groups()
+            self.prefix = "/".join(p for p in (prefix.strip("/"), folder) if p)
+            self.folder: Path | None = None
+        else:
+            local = root[len("file://") :] if root.startswith("file://") else root
+            self.folder = Path(local) / folder if folder else Path(local)
+
+    @property
+    def is_local(self) -> bool:
+        return self.folder is not None
+
+    def _client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=os.environ.get("CANDLELAKE_S3_ENDPOINT") or None)
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def uri(self, name: str = "") -> str:
+        if self.folder is not None:
+            return str(self.folder / name) if name else str(self.folder)
+        return (
+            f"{self.scheme}://{self.bucket}/{self._key(name)}"
+            if name
+            else f"{self.scheme}://{self.bucket}/{self.prefix}"
+        )
+
+    def write_bytes(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        if self.folder is not None:
+            path = self.folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        else:
+            self._client().put_object(Bucket=self.bucket, Key=self._key(name), Body=data, ContentType=content_type)
+        return self.uri(name)
+
+    def write(self, name: str, text: str, content_type: str = "text/plain") -> str:
+        return self.write_bytes(name, text.encode("utf-8"), f"{content_type}; charset=utf-8")
+
+    def replace(self, name: str, text: str, content_type: str = "application/json") -> str:
+        """Write `name` atomically: readers see the previous content or this one, nothing between."""
+        if self.folder is None:
+            return self.write(name, text, content_type)
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def read_bytes(self, name: str) -> bytes:
+        if self.folder is not None:
+            return (self.folder / name).read_bytes()
+        return self._client().get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+
+    def read(self, name: str) -> str:
+        return self.read_bytes(name).decode("utf-8")
+
+    def exists(self, name: str) -> bool:
+        if self.folder is not None:
+            return (self.folder / name).is_file()
+        try:
+            self._client().head_object(Bucket=self.bucket, Key=self._key(name))
+        except Exception as exc:  # botocore ClientError 404; anything else is re-raised
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def names(self, suffix: str = "") -> list[str]:
+        """Names of the files directly in the folder that end with `suffix`."""
+        if self.folder is not None:
+            if not self.folder.is_dir():
+                return []
+            return sorted(p.name for p in self.folder.iterdir() if p.is_file() and p.name.endswith(suffix))
+        base = f"{self.prefix}/" if self.prefix else ""
+        pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+        keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        return sorted(k[len(base) :] for k in keys if k.endswith(suffix) and "/" not in k[len(base) :])
