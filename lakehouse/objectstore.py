@@ -79,6 +79,7 @@ class ObjectStore:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; the pointer is read by other users (serving)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

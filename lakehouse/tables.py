@@ -155,6 +155,82 @@ GOLD_DQ_RESULTS = Table(
 )
 
 
+_METRICS = T.MapType(T.StringType(), T.DoubleType())
+
+MODEL_REGISTRY_SCHEMA = T.StructType(
+    [
+        T.StructField("model_id", T.StringType(), nullable=False),
+        T.StructField("model_version", T.StringType(), nullable=False),
+        T.StructField("run_id", T.StringType()),
+        T.StructField("task", T.StringType(), nullable=False),
+        T.StructField("algorithm", T.StringType(), nullable=False),
+        T.StructField("interval", T.StringType(), nullable=False),
+        T.StructField("horizon_bars", T.IntegerType(), nullable=False),
+        T.StructField("params", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("features", T.ArrayType(T.StringType())),
+        T.StructField("key_metric", T.StringType(), nullable=False),
+        T.StructField("key_value", T.DoubleType()),
+        T.StructField("baseline_value", T.DoubleType()),
+        T.StructField("beats_baseline", T.BooleanType(), nullable=False),
+        T.StructField("metrics", _METRICS),
+        T.StructField("baselines", _METRICS),
+        T.StructField("metrics_mean", _METRICS),
+        T.StructField("baselines_mean", _METRICS),
+        T.StructField("fold_metrics", T.StringType()),
+        T.StructField("n_folds", T.IntegerType(), nullable=False),
+        T.StructField("gap_bars", T.IntegerType(), nullable=False),
+        T.StructField("test_bars", T.IntegerType(), nullable=False),
+        T.StructField("feature_spec_hash", T.StringType(), nullable=False),
+        T.StructField("training_table", T.StringType(), nullable=False),
+        T.StructField("training_table_version", T.LongType()),
+        T.StructField("training_rows", T.LongType()),
+        T.StructField("artifact_uri", T.StringType(), nullable=False),
+        T.StructField("promoted", T.BooleanType(), nullable=False),
+        T.StructField("train_seconds", T.DoubleType()),
+        T.StructField("cpu_count", T.IntegerType()),
+        T.StructField("ram_gib", T.DoubleType()),
+        T.StructField("gpu", T.StringType()),
+        T.StructField("hardware", T.StringType()),
+        T.StructField("trained_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+PREDICTIONS_SCHEMA = T.StructType(
+    [
+        T.StructField("model_version", T.StringType(), nullable=False),
+        T.StructField("symbol", T.StringType(), nullable=False),
+        T.StructField("ts", T.TimestampType(), nullable=False),
+        T.StructField("interval", T.StringType(), nullable=False),
+        T.StructField("close", T.DoubleType()),
+        T.StructField("prob_up", T.DoubleType()),
+        T.StructField("predicted_return", T.DoubleType()),
+        T.StructField("predicted_close", T.DoubleType()),
+        T.StructField("signal", T.StringType()),
+        T.StructField("direction_model", T.StringType()),
+        T.StructField("return_model", T.StringType()),
+        T.StructField("direction_promoted", T.BooleanType()),
+        T.StructField("return_promoted", T.BooleanType()),
+        T.StructField("baseline_prob_up", T.DoubleType()),
+        T.StructField("actual_up", T.IntegerType()),
+        T.StructField("actual_return", T.DoubleType()),
+        T.StructField("scored_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+GOLD_MODEL_REGISTRY = Table(
+    "gold/model_registry",
+    MODEL_REGISTRY_SCHEMA,
+    key=("model_id",),
+    description="one row per trained model: metrics next to baselines, lineage, artifact, promoted flag",
+)
+GOLD_PREDICTIONS = Table(
+    "gold/predictions",
+    PREDICTIONS_SCHEMA,
+    key=("model_version", "symbol", "ts"),
+    description="batch scores of each published model version (holdout block and latest bar per symbol)",
+)
+
+
 def _gold_features_schema() -> T.StructType:
     from lakehouse.feature_spec import FEATURE_NAMES
 
@@ -184,7 +260,16 @@ def gold_features(interval: str) -> Table:
 
 
 REGISTRY: dict[str, Table] = {
-    t.name: t for t in (BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_PROCESSED_BATCHES, GOLD_DQ_RESULTS)
+    t.name: t
+    for t in (
+        BRONZE_CANDLES,
+        SILVER_CANDLES,
+        SILVER_QUARANTINE,
+        SILVER_PROCESSED_BATCHES,
+        GOLD_DQ_RESULTS,
+        GOLD_MODEL_REGISTRY,
+        GOLD_PREDICTIONS,
+    )
 }
 
 
