@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from glue_jobs._entry import parser_for, run_job
+from glue_jobs._entry import JobFailed, parser_for, run_job
 from lakehouse.ml.lstm import LSTMSettings
-from lakehouse.ml.train import TrainSettings, run_train
+from lakehouse.ml.train import TrainingFailed, TrainSettings, run_train
 from lakehouse.spark import session_for
 
 JOB = "train_models"
@@ -16,6 +16,13 @@ def _settings(args) -> TrainSettings:  # noqa: ANN001
     lstm = LSTMSettings(window=args.window, epochs=args.epochs, hidden=args.hidden, accelerator=args.accelerator)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else ()
     return TrainSettings(args.interval, args.folds, args.test_bars, args.gap, args.train_seed, models, lstm)
+
+
+def _train(args, cfg):  # noqa: ANN001, ANN202
+    try:
+        return run_train(session_for(cfg.s3_endpoint, JOB), cfg, _settings(args), run_id=args.run_id)
+    except TrainingFailed as exc:
+        raise JobFailed(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_job(
         JOB,
         parser,
-        lambda args, cfg: run_train(session_for(cfg.s3_endpoint, JOB), cfg, _settings(args), run_id=args.run_id),
+        _train,
         argv,
     )
 

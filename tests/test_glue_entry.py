@@ -7,7 +7,7 @@ import pytest
 
 from glue_jobs import build_silver, ingest_candles
 
-JOBS = ("ingest_candles", "build_silver")
+JOBS = ("ingest_candles", "build_silver", "build_features", "train_models", "export_models")
 
 
 @pytest.mark.parametrize("job", JOBS)

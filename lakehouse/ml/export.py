@@ -33,6 +33,7 @@ from lakehouse.config import LakeConfig
 from lakehouse.feature_spec import FEATURE_NAMES, LABELS, spec_hash
 from lakehouse.job_summary import JobSummary
 from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData
+from lakehouse.ml.evaluate import KEY_METRIC
 from lakehouse.ml.models import DIRECTION, RETURN, TASKS
 from lakehouse.objectstore import ObjectStore
 
@@ -59,14 +60,29 @@ def signal(prob_up: float) -> str:
     return "hold"
 
 
+def _better(task: str, a: float, b: float) -> bool:
+    return a < b if KEY_METRIC[task][1] == "lower" else a > b
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def beats_baseline(row: dict[str, Any]) -> bool:
+    """Decided here from the two numbers, not read from the registry's flag."""
+    v, b = row["key_value"], row["baseline_value"]
+    return _finite(v) and _finite(b) and _better(row["task"], v, b)
+
+
 def choose(candidates: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """task → the registry row with the best holdout key metric (all key metrics: lower is better)."""
+    """task → the registry row with the best holdout key metric."""
     best: dict[str, dict[str, Any]] = {}
     for row in candidates:
-        if row["key_value"] is None or math.isnan(row["key_value"]):
+        if not _finite(row["key_value"]):
             continue
-        if row["task"] not in best or row["key_value"] < best[row["task"]]["key_value"]:
-            best[row["task"]] = row
+        task = row["task"]
+        if task not in best or _better(task, row["key_value"], best[task]["key_value"]):
+            best[task] = row
     return best
 
 
@@ -168,7 +184,10 @@ def run_export(
     if missing:
         raise ExportFailed(f"version {model_version} has no usable model for task(s) {missing}")
     interval = rows[0]["interval"]
-    data: TrainingData = dataset.load(spark, root, interval, cfg.symbols)
+    try:
+        data: TrainingData = dataset.load(spark, root, interval, cfg.symbols)
+    except FileNotFoundError as exc:
+        raise ExportFailed(str(exc)) from None
     snap = snapshot(data.frame)
     snap.update(interval=interval, table=data.table, table_version=data.table_version)
 
@@ -181,7 +200,7 @@ def run_export(
         for name in ("model.onnx", native_name, "io.json"):
             files[f"{task}/{name}"] = source.read_bytes(name)
         io_spec = json.loads(files[f"{task}/io.json"])
-        promoted = bool(row["beats_baseline"])
+        promoted = beats_baseline(row)
         verdict = "beats" if promoted else "does not beat"
         reason = (
             f"{row['algorithm']} holdout {row['key_metric']} {row['key_value']:.5f} {verdict} "
@@ -242,9 +261,12 @@ def run_export(
     for task, doc in models_doc.items():
         stored = {n.split("/", 1)[1]: store.read_bytes(n) for n in doc["files"].values()}
         symbols, x = snapshot_inputs(snap, doc["input"])
-        natives[task] = load_native(stored)
-        native = run_native(natives[task], task, x)
-        onnx = run_onnx(stored["model.onnx"], doc["input"], x)
+        try:
+            natives[task] = load_native(stored)
+            native = run_native(natives[task], task, x)
+            onnx = run_onnx(stored["model.onnx"], doc["input"], x)
+        except Exception as exc:  # a corrupt or incompatible artifact: refuse to publish it
+            raise ExportFailed(f"{task}: cannot run the exported model: {exc}; latest not switched") from exc
         worst = float(np.max(np.abs(native - onnx))) if len(x) else 0.0
         if not worst <= ONNX_TOLERANCE:
             raise ExportFailed(f"{task}: ONNX differs from the native model by {worst:.2e} > {ONNX_TOLERANCE}")

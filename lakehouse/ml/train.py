@@ -33,6 +33,10 @@ ARTIFACTS_DIR = "gold/model_artifacts"
 TRAINING_REPORTS_DIR = "reports/training"
 
 
+class TrainingFailed(RuntimeError):
+    """Training cannot start on this lake (no features yet, too little history, unknown model)."""
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     interval: str = "1d"
@@ -174,21 +178,27 @@ def run_train(
     root = cfg.resolved_root
     summary = JobSummary("train_models", details={"model_version": model_version})
     started = time.monotonic()
-    data = dataset.load(spark, root, settings.interval, cfg.symbols)
+    try:
+        data = dataset.load(spark, root, settings.interval, cfg.symbols)
+    except FileNotFoundError as exc:
+        raise TrainingFailed(str(exc)) from None
     labeled = data.labeled
     log(
         f"[train] {data.table}@v{data.table_version}: {len(labeled):,} labeled warm rows, "
         f"{labeled['symbol'].nunique()} symbol(s), {len(MODEL_FEATURES)} pooled features "
         f"(read in {time.monotonic() - started:.1f}s)"
     )
-    folds = walk_forward(labeled["ts"], settings.folds, settings.test_bars, settings.gap)
+    try:
+        folds = walk_forward(labeled["ts"], settings.folds, settings.test_bars, settings.gap)
+    except ValueError as exc:
+        raise TrainingFailed(f"{data.table}: {exc}") from None
     for fold in folds:
         log(f"[train] {fold.describe()}")
     specs = [*SKLEARN_MODELS, lstm_spec()]
     if settings.models:
         unknown = set(settings.models) - {s.name for s in specs}
         if unknown:
-            raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(s.name for s in specs)}")
+            raise TrainingFailed(f"unknown model(s) {sorted(unknown)}; known: {', '.join(s.name for s in specs)}")
         specs = [s for s in specs if s.name in settings.models]
     results = []
     for spec in specs:
