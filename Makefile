@@ -20,7 +20,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format lock inventory dq-report docs bench bench-features clean clean-lake
+.PHONY: help setup run test lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,10 +59,13 @@ dq-report: setup ## print the path of the latest data-quality HTML report
 docs: setup ## regenerate the README's feature table from lakehouse/feature_spec.py
 	$(PY) -m lakehouse.feature_spec --update-readme README.md
 
-bench: bench-features ## all benchmarks (not part of `make test`)
+bench: bench-features bench-pooling ## all benchmarks (not part of `make test`)
 
 bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows (BENCH_ARGS="--symbols 50 --bars 2000")
 	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_features $(BENCH_ARGS)
+
+bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
+	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)
 
 test: setup ## lint + the whole test suite (what CI runs)
 	$(VENV)/bin/ruff check .

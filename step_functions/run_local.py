@@ -7,13 +7,21 @@ through moto's Step Functions interpreter; the job entry points stay the same.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from datetime import UTC, datetime
 
-from glue_jobs import build_features, build_silver, ingest_candles
+from glue_jobs import build_features, build_silver, export_models, ingest_candles, train_models
+from lakehouse.config import add_config_arguments, config_from
 
-STEPS = (("Ingest", ingest_candles.main), ("BuildSilver", build_silver.main), ("BuildFeatures", build_features.main))
+STEPS = (
+    ("Ingest", ingest_candles.main),
+    ("BuildSilver", build_silver.main),
+    ("BuildFeatures", build_features.main),
+    ("Train", train_models.main),
+    ("Export", export_models.main),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             return code
     from lakehouse.inventory import main as inventory_main
+    from lakehouse.ml.export import describe_latest
 
     inventory_main(argv)
+    cfg = config_from(add_config_arguments(argparse.ArgumentParser()).parse_known_args(argv)[0])
+    print(describe_latest(cfg.resolved_root))
     print(f"pipeline SUCCEEDED in {time.monotonic() - started:.1f}s")
     return 0
 

@@ -357,3 +357,16 @@ def _write_predictions(spark, root: str, data: TrainingData, manifest: dict, mod
     records = [tuple(_python(v) for v in row) for row in out[columns].astype(object).itertuples(index=False)]
     df = spark.createDataFrame(records, GOLD_PREDICTIONS.schema)
     return delta_io.merge_upsert(spark, df, GOLD_PREDICTIONS, root)
+
+
+def describe_latest(root: str) -> str:
+    """What serving answers with now: the published version and, per task, model or baseline."""
+    version = latest_version(root)
+    if version is None:
+        return f"no published model under {root}/{MODELS_DIR} yet"
+    manifest = json.loads(ObjectStore(root, f"{MODELS_DIR}/{version}").read("manifest.json"))
+    lines = [f"published model version {version} ({ObjectStore(root, MODELS_DIR).uri(version)})"]
+    for task, doc in manifest["models"].items():
+        served = doc["algorithm"] if doc["promoted"] else f"baseline ({manifest['baselines'][task]['kind']})"
+        lines.append(f"  {task:<9} serves {served}: {doc['reason']}")
+    return "\n".join(lines)
