@@ -20,12 +20,20 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake
+.PHONY: help setup run test validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(STAMPS)/deps $(STAMPS)/jars ## create .venv, install locked deps, fetch JARs (idempotent)
+
+$(STAMPS)/npm: step_functions/package.json step_functions/package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --prefix step_functions --no-audit --no-fund --silent
+	@touch $@
+
+validate-asl: $(STAMPS)/npm ## asl-validator on every state-machine definition
+	cd step_functions && npx --no-install asl-validator $(foreach f,$(wildcard step_functions/*.asl.json),--json-path $(notdir $(f)))
 
 $(PY):
 	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed (AWS Glue 5.1), found {sys.version}"'
@@ -47,7 +55,7 @@ lock: | $(PY) ## re-resolve requirements.lock from pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
-run: setup ## the pipeline end to end on the bundled offline data (ARGS="--symbols MSFT" …)
+run: setup ## the pipeline's state machine end to end on the bundled offline data (ARGS="--symbols MSFT" …)
 	$(PY) -m step_functions.run_local $(ARGS)
 
 inventory: setup ## print the lake's tables, versions and row counts
@@ -67,7 +75,7 @@ bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows
 bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
 	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)
 
-test: setup ## lint + the whole test suite (what CI runs)
+test: setup validate-asl ## lint, ASL validation + the whole test suite (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
 from lakehouse.job_summary import JobSummary
 from lakehouse.sources import SourceError
+
+# "ErrorType: message" of the last job that failed in this thread. The local Step Functions
+# runner (one thread per Glue run) reports it as the run's ErrorMessage, as Glue does with a
+# script's exception.
+_LAST_FAILURE = threading.local()
+
+
+def last_failure() -> str | None:
+    return getattr(_LAST_FAILURE, "message", None)
 
 
 class JobFailed(RuntimeError):
@@ -40,12 +50,14 @@ def run_job(
     if ignored:
         print(f"[{job}] ignoring arguments not meant for this job: {' '.join(ignored)}", file=sys.stderr)
     started = time.monotonic()
+    _LAST_FAILURE.message = None
     try:
         cfg = config_from(args)
         print(f"[{job}] {cfg.describe()}")
         body(args, cfg)
     except (ConfigError, SourceError, JobFailed) as exc:
         print(f"[{job}] FAILED: {exc}", file=sys.stderr)
+        _LAST_FAILURE.message = f"{type(exc).__name__}: {exc}"
         return 1
     print(f"[{job}] done in {time.monotonic() - started:.1f}s")
     return 0

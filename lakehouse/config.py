@@ -84,6 +84,15 @@ def normalise_root(root: str) -> str:
     return str(Path(root).expanduser().resolve())
 
 
+def _truth(value: str, name: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -130,9 +139,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         )
     group.add_argument(
         "--backfill",
-        action="store_true",
+        nargs="?",
+        const="true",
         default=None,
-        help=f"ignore the per-symbol watermark and fetch the whole history [env {ENV_PREFIX}BACKFILL=1]",
+        metavar="BOOL",
+        help="ignore the per-symbol watermark and fetch the whole history; a bare flag means true, "
+        f"`--backfill false` (how a state machine passes it) means false [env {ENV_PREFIX}BACKFILL=1]",
     )
     return parser
 
@@ -145,7 +157,9 @@ def config_from(args: argparse.Namespace | None = None, environ: dict[str, str] 
     for name, flag, env, parse, _ in _FIELDS:
         raw = getattr(args, name, None) if args is not None else None
         origin = f"flag {flag}"
-        if raw is None and f"{ENV_PREFIX}{env}" in environ:
+        if raw == "":  # Glue passes every argument a state machine lists: an empty one means unset
+            raw = None
+        if raw is None and environ.get(f"{ENV_PREFIX}{env}"):
             raw, origin = environ[f"{ENV_PREFIX}{env}"], f"env {ENV_PREFIX}{env}"
         if raw is None:
             continue
@@ -155,10 +169,11 @@ def config_from(args: argparse.Namespace | None = None, environ: dict[str, str] 
             raise ConfigError(f"{flag}: cannot parse {raw!r}: {exc}") from None
         origins[name] = origin
     backfill_flag = getattr(args, "backfill", None) if args is not None else None
-    if backfill_flag:
-        values["backfill"], origins["backfill"] = True, "flag --backfill"
-    elif environ.get(f"{ENV_PREFIX}BACKFILL", "").lower() in ("1", "true", "yes"):
-        values["backfill"], origins["backfill"] = True, f"env {ENV_PREFIX}BACKFILL"
+    if backfill_flag not in (None, ""):
+        values["backfill"], origins["backfill"] = _truth(backfill_flag, "--backfill"), "flag --backfill"
+    elif environ.get(f"{ENV_PREFIX}BACKFILL"):
+        values["backfill"] = _truth(environ[f"{ENV_PREFIX}BACKFILL"], f"{ENV_PREFIX}BACKFILL")
+        origins["backfill"] = f"env {ENV_PREFIX}BACKFILL"
     if values.get("source") == "synthetic" and "symbols" not in values:
         values["symbols"] = ()  # the synthetic source names its own SYN0001… symbols
     return LakeConfig(**values, origins=origins)  # type: ignore[arg-type]

@@ -217,6 +217,24 @@ PREDICTIONS_SCHEMA = T.StructType(
     ]
 )
 
+PIPELINE_FAILURES_SCHEMA = T.StructType(
+    [
+        T.StructField("execution_id", T.StringType(), nullable=False),
+        T.StructField("run_id", T.StringType()),
+        T.StructField("state", T.StringType(), nullable=False),
+        T.StructField("error", T.StringType(), nullable=False),
+        T.StructField("message", T.StringType()),
+        T.StructField("cause", T.StringType()),
+        T.StructField("failed_at", T.TimestampType(), nullable=False),
+    ]
+)
+
+GOLD_PIPELINE_FAILURES = Table(
+    "gold/pipeline_failures",
+    PIPELINE_FAILURES_SCHEMA,
+    key=("execution_id", "state"),
+    description="one row per state that failed a pipeline execution (after its retries): error, message, cause",
+)
 GOLD_MODEL_REGISTRY = Table(
     "gold/model_registry",
     MODEL_REGISTRY_SCHEMA,
@@ -269,6 +287,7 @@ REGISTRY: dict[str, Table] = {
         GOLD_DQ_RESULTS,
         GOLD_MODEL_REGISTRY,
         GOLD_PREDICTIONS,
+        GOLD_PIPELINE_FAILURES,
     )
 }
 

@@ -32,6 +32,15 @@ def test_backfill_from_env_and_flag():
     assert not config_from(_parse([]), environ={}).backfill
 
 
+def test_glue_style_arguments_a_state_machine_passes():
+    """A state machine lists every argument: `--backfill false` and empty values mean unset/false."""
+    cfg = config_from(_parse(["--backfill", "false", "--start", "", "--symbols", "MSFT"]), environ={})
+    assert cfg.backfill is False and cfg.start is None and cfg.symbols == ("MSFT",)
+    assert config_from(_parse(["--backfill", "true"]), environ={}).backfill
+    with pytest.raises(ConfigError, match="expected true or false"):
+        config_from(_parse(["--backfill", "maybe"]), environ={})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
