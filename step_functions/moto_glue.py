@@ -17,7 +17,7 @@ moto 5.2.5's); `check_moto_internals()` fails loudly if an upgrade moves any of 
    its unconditional `finally: callback_endpoint.interrupt_all()` crashes every `.sync` Glue task
    ('NoneType' object has no attribute 'interrupt_all'); LocalStack fixed it with a None check.
    For services without `.waitForTaskToken` we run the same `.sync` path without that line.
-5. `_DELAY_SECONDS_SYNC_CONDITION_CHECK` (0.5 s between GetJobRun polls) → 0.05 s.
+5. `_DELAY_SECONDS_SYNC_CONDITION_CHECK`: the GetJobRun poll interval (0.5 s, kept by default; settable).
 6. the `time` module seen by `retrier_decl` (the Retry sleep): waits multiplied by `retry_scale`
    (1.0 = as on AWS; tests use 0) and recorded.
 7. `StateTaskServiceGlue._sync_to_start_job_run` — its result holds datetimes that crash
@@ -118,7 +118,7 @@ class LocalGlue:
     jobs: dict[str, JobFunction]
     faults: list[Fault] = field(default_factory=list)
     retry_scale: float = 1.0
-    poll_seconds: float = 0.05
+    poll_seconds: float = 0.5
     runs: list[GlueRun] = field(default_factory=list)
     retry_sleeps: list[tuple[float, float]] = field(default_factory=list)
 

@@ -16,7 +16,6 @@ import importlib
 import json
 import os
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -147,20 +146,6 @@ def _message(cause: str) -> str:
     return json.dumps(body)[:200]
 
 
-def _prewarm() -> None:
-    """Import what later steps need (Great Expectations, torch + Lightning: ~10–20 s cold) in a
-    thread while the first steps wait on the JVM. Only modules no step imports at that moment."""
-
-    def work() -> None:
-        for module in ("great_expectations", "lightning"):
-            try:
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 — a failed warm-up only costs the time it saves
-                return
-
-    threading.Thread(target=work, name="prewarm-imports", daemon=True).start()
-
-
 def execute(
     definition: Path,
     execution_in: dict[str, Any],
@@ -216,7 +201,7 @@ def execute(
                 seen = len(events)
                 if described["status"] != "RUNNING":
                     break
-                time.sleep(0.25)
+                time.sleep(1.0)
             events = sfn.get_execution_history(executionArn=arn)["events"]
         output = json.loads(described["output"]) if described.get("output") else None
     return Execution(
@@ -322,8 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     train = {k: getattr(args, f"train_{k}") for k in TRAIN_FIELDS}
     definition = Path(args.definition)
     print(f"[run_local] {definition} on {cfg.resolved_root} (moto Step Functions interpreter)")
-    if definition.resolve() == definitions.PIPELINE.resolve():
-        _prewarm()
     try:
         execution = execute(
             definition,
