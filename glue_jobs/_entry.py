@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
-from lakehouse.job_summary import JobSummary
+from lakehouse.job_summary import JobFailed, JobSummary
 from lakehouse.sources import SourceError
 
 # "ErrorType: message" of the last job that failed in this thread. The local Step Functions
@@ -25,10 +25,6 @@ _LAST_FAILURE = threading.local()
 
 def last_failure() -> str | None:
     return getattr(_LAST_FAILURE, "message", None)
-
-
-class JobFailed(RuntimeError):
-    """A job ran and failed for a reason its message states (quality halt, bad input)."""
 
 
 def parser_for(job: str, description: str) -> argparse.ArgumentParser:

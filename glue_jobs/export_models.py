@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from glue_jobs._entry import JobFailed, parser_for, run_job
-from lakehouse.ml.export import ExportFailed, run_export
+from glue_jobs._entry import parser_for, run_job
+from lakehouse.ml.export import run_export
 from lakehouse.spark import session_for
 
 JOB = "export_models"
 
 
 def _export(args, cfg):  # noqa: ANN001, ANN202
-    try:
-        return run_export(session_for(cfg.s3_endpoint, JOB), cfg, model_version=args.model_version, run_id=args.run_id)
-    except ExportFailed as exc:
-        raise JobFailed(str(exc)) from exc
+    return run_export(session_for(cfg.s3_endpoint, JOB), cfg, model_version=args.model_version, run_id=args.run_id)
 
 
 def main(argv: list[str] | None = None) -> int:

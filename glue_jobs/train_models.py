@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from glue_jobs._entry import JobFailed, parser_for, run_job
+from glue_jobs._entry import parser_for, run_job
 from lakehouse.ml.lstm import LSTMSettings
-from lakehouse.ml.train import TrainingFailed, TrainSettings, run_train
+from lakehouse.ml.train import TrainSettings, run_train
 from lakehouse.spark import session_for
 
 JOB = "train_models"
@@ -19,10 +19,7 @@ def _settings(args) -> TrainSettings:  # noqa: ANN001
 
 
 def _train(args, cfg):  # noqa: ANN001, ANN202
-    try:
-        return run_train(session_for(cfg.s3_endpoint, JOB), cfg, _settings(args), run_id=args.run_id)
-    except TrainingFailed as exc:
-        raise JobFailed(str(exc)) from exc
+    return run_train(session_for(cfg.s3_endpoint, JOB), cfg, _settings(args), run_id=args.run_id)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,11 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
+class JobFailed(RuntimeError):
+    """A job ran and failed for a reason its message states (quality halt, bad input, nothing to
+    train on). The Glue entry scripts print the message and exit 1, without a traceback."""
+
+
 @dataclass
 class JobSummary:
     job: str

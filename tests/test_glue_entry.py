@@ -38,3 +38,15 @@ def test_glue_system_arguments_are_ignored_not_fatal(capsys):
     captured = capsys.readouterr()
     assert code == 1 and "unsupported interval" in captured.err
     assert "ignoring arguments not meant for this job: --JOB_NAME x" in captured.err
+
+
+@pytest.mark.spark
+def test_train_and_export_on_an_empty_lake_say_what_to_run_first(spark, capsys, tmp_path):
+    from glue_jobs import export_models, train_models
+
+    assert train_models.main(["--lake-root", str(tmp_path / "lake")]) == 1
+    assert export_models.main(["--lake-root", str(tmp_path / "lake")]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist: run build_features first" in err
+    assert "does not exist: run train_models first" in err
+    assert "Traceback" not in err

@@ -14,8 +14,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from glue_jobs._entry import JobFailed
 from lakehouse import delta_io
+from lakehouse.job_summary import JobFailed
 from lakehouse.quality import (
     ExpectationOutcome,
     QualityHalt,

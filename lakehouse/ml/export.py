@@ -31,7 +31,7 @@ import pandas as pd
 
 from lakehouse.config import LakeConfig
 from lakehouse.feature_spec import FEATURE_NAMES, LABELS, spec_hash
-from lakehouse.job_summary import JobSummary
+from lakehouse.job_summary import JobFailed, JobSummary
 from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData
 from lakehouse.ml.evaluate import KEY_METRIC
 from lakehouse.ml.models import DIRECTION, RETURN, TASKS
@@ -44,7 +44,7 @@ SIGNAL_THRESHOLDS = {"buy": 0.55, "sell": 0.45}  # on prob_up
 ONNX_TOLERANCE = 1e-5
 
 
-class ExportFailed(RuntimeError):
+class ExportFailed(JobFailed):
     """The new version could not be verified; `latest` was not switched."""
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from lakehouse.config import LakeConfig
 from lakehouse.feature_spec import spec_hash
-from lakehouse.job_summary import JobSummary
+from lakehouse.job_summary import JobFailed, JobSummary
 from lakehouse.ml.dataset import MODEL_FEATURES, TrainingData
 from lakehouse.ml.evaluate import ModelResult, evaluate, lstm_spec
 from lakehouse.ml.lstm import FittedLSTM, LSTMSettings
@@ -33,7 +33,7 @@ ARTIFACTS_DIR = "gold/model_artifacts"
 TRAINING_REPORTS_DIR = "reports/training"
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(JobFailed):
     """Training cannot start on this lake (no features yet, too little history, unknown model)."""
 
 

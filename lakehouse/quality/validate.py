@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from glue_jobs._entry import JobFailed
+from lakehouse.job_summary import JobFailed
 from lakehouse.quality.rules import Rule, Tier
 
 if TYPE_CHECKING:
