@@ -30,8 +30,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def s3_endpoint():
+    """One server for the module: the JVM caches its S3A filesystem per bucket, endpoint included,
+    so a second server on another port would leave it calling the first (and retrying for minutes)."""
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -48,9 +50,8 @@ def s3_endpoint():
     server.stop()
 
 
-def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
-    endpoint, client = s3_endpoint
-    # The JVM gets its keys from the Hadoop conf; boto3 (data-quality reports) from the environment.
+def _point_at(spark, endpoint, monkeypatch):
+    # The JVM gets its keys from the Hadoop conf; boto3 (reports, model files) from the environment.
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -59,6 +60,11 @@ def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
     }.items():
         monkeypatch.setenv(key, value)
     configure_s3_endpoint(spark, endpoint, access_key="testing", secret_key="testing")
+
+
+def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
+    endpoint, client = s3_endpoint
+    _point_at(spark, endpoint, monkeypatch)
     cfg = LakeConfig(
         lake_root=f"s3a://{BUCKET}/lake",
         source="synthetic",
@@ -82,3 +88,35 @@ def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
 
     again = run_build_silver(spark, cfg, now=now, log=lambda *_: None)
     assert again.rows_read == 0
+
+
+@pytest.mark.slow
+def test_train_and_export_publish_verified_models_to_an_s3a_lake(spark, s3_endpoint, monkeypatch):
+    import hashlib
+    import json
+
+    from lakehouse.gold_build import run_build_features
+    from lakehouse.ml.export import latest_version, run_export
+    from lakehouse.ml.lstm import LSTMSettings
+    from lakehouse.ml.train import TrainSettings, run_train
+
+    endpoint, client = s3_endpoint
+    _point_at(spark, endpoint, monkeypatch)
+    cfg = LakeConfig(
+        lake_root=f"s3a://{BUCKET}/ml", source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=400
+    )
+    now, quiet = datetime(2025, 1, 1, tzinfo=UTC), {"log": lambda *_: None}
+    run_ingest(spark, cfg, now=now, **quiet)
+    run_build_silver(spark, cfg, now=now, **quiet)
+    run_build_features(spark, cfg, now=now, **quiet)
+    settings = TrainSettings(folds=2, test_bars=40, gap=2, lstm=LSTMSettings(window=5, epochs=1, hidden=4))
+    version = run_train(spark, cfg, settings, now=now, **quiet).details["model_version"]
+    run_export(spark, cfg, now=now, **quiet)
+
+    assert latest_version(cfg.resolved_root) == version
+    body = lambda key: client.get_object(Bucket=BUCKET, Key=f"ml/{key}")["Body"].read()  # noqa: E731
+    pointer = json.loads(body("gold/models/latest"))
+    manifest_bytes = body(f"gold/models/{version}/manifest.json")
+    assert pointer["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
+    for name, meta in json.loads(manifest_bytes)["files"].items():
+        assert hashlib.sha256(body(f"gold/models/{version}/{name}")).hexdigest() == meta["sha256"], name
