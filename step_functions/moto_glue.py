@@ -176,8 +176,9 @@ class LocalGlue:
         self._set(FakeJob, "start_job_run", start_job_run)
 
     def _start(self, job: str, run: Any, injected: str | None) -> None:
-        argv = [part for key, value in (run.arguments or {}).items() if key.startswith("--") for part in (key, value)]
-        argv = [a for a in argv if a != "--job-language" and a != "python"]
+        # moto adds Glue's own `--job-language python`; a value "python" of any other argument stays.
+        arguments = {k: v for k, v in (run.arguments or {}).items() if k.startswith("--") and k != "--job-language"}
+        argv = [part for key, value in arguments.items() for part in (key, value)]
         record = GlueRun(job, run.job_run_id, argv, "RUNNING")
         self.runs.append(record)
         run.status = "RUNNING"

@@ -36,7 +36,7 @@ REPORTS_DIR = "reports/dq"
 INDEX = "index.html"
 
 
-def _Store(root: str) -> ObjectStore:
+def _store(root: str) -> ObjectStore:
     return ObjectStore(root, REPORTS_DIR)
 
 
@@ -213,7 +213,7 @@ def write_report(runs: Sequence[ValidationRun], root: str) -> str:
     run_ids = {r.run_id for r in runs}
     if len(run_ids) != 1:
         raise ValueError(f"one report per pipeline run: got run ids {sorted(run_ids)}")
-    store = _Store(root)
+    store = _store(root)
     stem = _file_stem(runs[0].run_id)
     document = _document(runs, f"{stem}.html")
     if f"{stem}.json" in store.names(".json"):
@@ -230,7 +230,7 @@ def write_report(runs: Sequence[ValidationRun], root: str) -> str:
 
 def latest_report(root: str) -> str | None:
     """The path or URI of the newest report under `root` (by pipeline run start), or None."""
-    store = _Store(root)
+    store = _store(root)
     documents = _documents(store)
     return store.uri(documents[0]["file"]) if documents else None
 
