@@ -53,7 +53,7 @@ $(STAMPS)/jars: pom.xml
 
 lock: | $(PY) ## re-resolve requirements.lock from pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(UV) pip compile -q pyproject.toml --extra dev --extra serving --python-version 3.11 -o requirements.lock
 
 run: setup ## the pipeline's state machine end to end on the bundled offline data (ARGS="--symbols MSFT" …)
 	$(PY) -m step_functions.run_local $(ARGS)

@@ -3,6 +3,7 @@
     gold/models/<version>/direction/{model.onnx, model.joblib|model.pt, io.json}
     gold/models/<version>/return/{…}
     gold/models/<version>/features.json   the newest rows per symbol (what serving predicts from)
+    gold/models/<version>/registry.json   every registry row of the version (all candidates, metrics)
     gold/models/<version>/manifest.json   spec, input schema, metrics, baselines, lineage, sha256 of every file
     gold/models/latest                    {"version": …, "manifest_sha256": …} — switched last, atomically
 
@@ -17,7 +18,6 @@ baseline (base rate for direction, persistence for the close).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -36,28 +36,25 @@ from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData
 from lakehouse.ml.evaluate import KEY_METRIC
 from lakehouse.ml.models import DIRECTION, RETURN, TASKS
 from lakehouse.objectstore import ObjectStore
+from serving.contract import (  # the API builds its inputs with the same functions
+    FEATURES,
+    LATEST,
+    MANIFEST,
+    MODELS_DIR,
+    REGISTRY,
+    SIGNAL_THRESHOLDS,
+    SNAPSHOT_ROWS,
+    output_column,
+    sha256,
+    signal,
+    snapshot_inputs,
+)
 
-MODELS_DIR = "gold/models"
-LATEST = "latest"
-SNAPSHOT_ROWS = 60  # per symbol: enough for the LSTM window and for /latest?limit=
-SIGNAL_THRESHOLDS = {"buy": 0.55, "sell": 0.45}  # on prob_up
 ONNX_TOLERANCE = 1e-5
 
 
 class ExportFailed(JobFailed):
     """The new version could not be verified; `latest` was not switched."""
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def signal(prob_up: float) -> str:
-    if prob_up >= SIGNAL_THRESHOLDS["buy"]:
-        return "buy"
-    if prob_up <= SIGNAL_THRESHOLDS["sell"]:
-        return "sell"
-    return "hold"
 
 
 def _better(task: str, a: float, b: float) -> bool:
@@ -100,30 +97,12 @@ def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS) -> dict[str, Any]:
     return {"columns": columns, "symbols": symbols}
 
 
-def snapshot_inputs(snap: dict[str, Any], io_spec: dict[str, Any]) -> tuple[list[str], np.ndarray]:
-    """(symbols, model input for each symbol's newest row) exactly as serving will build it."""
-    index = {c: i for i, c in enumerate(snap["columns"])}
-    cols = [index[f] for f in io_spec["features"]]
-    names, xs = [], []
-    for symbol, body in snap["symbols"].items():
-        values = np.asarray(body["values"], dtype=np.float64)[:, cols]
-        window = io_spec.get("window")
-        if window:
-            if len(values) < window:
-                continue
-            xs.append(values[-window:])
-        else:
-            xs.append(values[-1])
-        names.append(symbol)
-    return names, np.asarray(xs, dtype=np.float32)
-
-
 def run_onnx(onnx_bytes: bytes, io_spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     out = session.run([io_spec["output"]], {io_spec["input"]: x.astype(np.float32)})[0]
-    return (out[:, io_spec["column"]] if io_spec["column"] is not None else out.reshape(-1)).astype(np.float64)
+    return output_column(out, io_spec)
 
 
 def load_native(files: dict[str, bytes]) -> Any:
@@ -192,7 +171,7 @@ def run_export(
     snap.update(interval=interval, table=data.table, table_version=data.table_version)
 
     store = ObjectStore(root, f"{MODELS_DIR}/{model_version}")
-    files: dict[str, bytes] = {"features.json": json.dumps(snap).encode()}
+    files: dict[str, bytes] = {FEATURES: json.dumps(snap).encode()}
     models_doc: dict[str, Any] = {}
     for task, row in chosen.items():
         source = ObjectStore(row["artifact_uri"])
@@ -224,6 +203,10 @@ def run_export(
         }
         log(f"[export] {task}: {reason} → {'PROMOTED' if promoted else 'not promoted; serving uses the baseline'}")
 
+    promoted_ids = {doc["model_id"] for doc in models_doc.values() if doc["promoted"]}
+    files[REGISTRY] = json.dumps(
+        [{**row, "promoted": row["model_id"] in promoted_ids} for row in rows], default=str, indent=1
+    ).encode()
     direction_row = chosen[DIRECTION]
     manifest = {
         "version": model_version,
@@ -251,7 +234,7 @@ def run_export(
     for name, payload in files.items():
         store.write_bytes(name, payload)
     manifest_bytes = json.dumps(manifest, indent=1, default=str).encode()
-    store.write_bytes("manifest.json", manifest_bytes, "application/json")
+    store.write_bytes(MANIFEST, manifest_bytes, "application/json")
 
     # Verify what is in storage, not what is in memory.
     for name, meta in manifest["files"].items():
@@ -277,15 +260,14 @@ def run_export(
     ObjectStore(root, MODELS_DIR).replace(LATEST, json.dumps(pointer))
     log(f"[export] {MODELS_DIR}/{LATEST}: {previous} → {model_version}")
 
-    promoted_ids = [doc["model_id"] for doc in models_doc.values() if doc["promoted"]]
-    _mark_promoted(spark, root, model_version, promoted_ids)
+    _mark_promoted(spark, root, model_version, sorted(promoted_ids))
     written = _write_predictions(spark, root, data, manifest, natives, now)
     summary = JobSummary(
         "export_models",
         rows_read=len(data.frame),
         rows_written=written.rows_inserted + written.rows_updated,
         versions={"gold/predictions": written.version},
-        details={"model_version": model_version, "promoted": ",".join(promoted_ids) or "none"},
+        details={"model_version": model_version, "promoted": ",".join(sorted(promoted_ids)) or "none"},
     )
     summary.details["seconds"] = round(time.monotonic() - started, 1)
     print(summary.line(), file=sys.stdout)
@@ -364,7 +346,7 @@ def describe_latest(root: str) -> str:
     version = latest_version(root)
     if version is None:
         return f"no published model under {root}/{MODELS_DIR} yet"
-    manifest = json.loads(ObjectStore(root, f"{MODELS_DIR}/{version}").read("manifest.json"))
+    manifest = json.loads(ObjectStore(root, f"{MODELS_DIR}/{version}").read(MANIFEST))
     lines = [f"published model version {version} ({ObjectStore(root, MODELS_DIR).uri(version)})"]
     for task, doc in manifest["models"].items():
         served = doc["algorithm"] if doc["promoted"] else f"baseline ({manifest['baselines'][task]['kind']})"

@@ -1,0 +1,356 @@
+"""Load a published model version once, verified, and keep it in memory; follow `latest`.
+
+A version is served only if every file the API reads matches the manifest's sha256 and the
+manifest matches the sha256 that `gold/models/latest` names: a tampered or half-copied artifact is
+refused (503 with the reason), never served. The API reads the ONNX graphs, their io.json,
+features.json and registry.json; it never reads (or unpickles) the native joblib / torch files.
+
+Predictions depend only on the version's feature snapshot, so they are computed for every symbol
+when the version loads (one batched ONNX run per task) and a request is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from serving.contract import (
+    FEATURES,
+    LATEST,
+    MANIFEST,
+    MODELS_DIR,
+    REGISTRY,
+    output_column,
+    sha256,
+    signal,
+    snapshot_inputs,
+    valid_version,
+)
+from serving.storage import NotFound, Store
+
+log = logging.getLogger("candlelake.serving")
+TASKS = ("direction", "return")
+
+
+class ArtifactError(Exception):
+    """Why a version cannot be served; `status` and `code` become the API's error response."""
+
+    status = 503
+    code = "artifact_error"
+
+
+class NoModel(ArtifactError):
+    code = "no_model"
+
+
+class ArtifactRefused(ArtifactError):
+    code = "artifact_refused"
+
+
+class UnknownVersion(ArtifactError):
+    status = 404
+    code = "unknown_model_version"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    symbol: str
+    asof: str
+    close: float
+    prob_up: float
+    predicted_return: float
+    direction_source: str  # the algorithm, or "baseline"
+    return_source: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Bundle:
+    """One verified version in memory."""
+
+    version: str
+    manifest: dict[str, Any]
+    snapshot: dict[str, Any]
+    registry: list[dict[str, Any]]
+    predictions: dict[str, Prediction]
+    published_at: str | None
+    loaded_at: float
+    load_seconds: float
+    verified_files: list[str] = field(default_factory=list)
+
+    @property
+    def interval(self) -> str:
+        return self.manifest["interval"]
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.snapshot["symbols"])
+
+    @property
+    def baseline_prob_up(self) -> float:
+        return float(self.manifest["baselines"]["direction"]["prob_up"])
+
+    def signal(self, prob_up: float) -> str:
+        return signal(prob_up, self.manifest.get("signal_thresholds") or {"buy": 0.55, "sell": 0.45})
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: starlette refuses to encode one (a 500), so non-finite numbers become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def _read_verified(store: Store, folder: str, name: str, manifest: dict[str, Any]) -> bytes:
+    meta = manifest["files"].get(name)
+    if meta is None:
+        raise ArtifactRefused(f"{store.uri(f'{folder}/{name}')} is not listed in the manifest")
+    try:
+        data = store.read(f"{folder}/{name}")
+    except NotFound:
+        raise ArtifactRefused(f"{store.uri(f'{folder}/{name}')} is missing") from None
+    digest = sha256(data)
+    if digest != meta["sha256"]:
+        raise ArtifactRefused(
+            f"{store.uri(f'{folder}/{name}')}: sha256 {digest[:16]}… does not match the manifest's "
+            f"{meta['sha256'][:16]}…; refusing to serve version {manifest.get('version')}"
+        )
+    return data
+
+
+def _task_outputs(manifest: dict, files: dict[str, bytes], snap: dict) -> dict[str, dict[str, float]]:
+    """task → symbol → the served model's number, for the tasks whose model is promoted."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # tiny graphs: threads cost more than they save
+    options.inter_op_num_threads = 1
+    out: dict[str, dict[str, float]] = {}
+    for task in TASKS:
+        doc = manifest["models"][task]
+        if doc["serve"] != "model":
+            continue
+        io_spec = doc["input"]
+        symbols, x = snapshot_inputs(snap, io_spec)
+        if not symbols:
+            out[task] = {}
+            continue
+        try:
+            session = ort.InferenceSession(files[doc["files"]["onnx"]], options, providers=["CPUExecutionProvider"])
+            values = output_column(session.run([io_spec["output"]], {io_spec["input"]: x})[0], io_spec)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ArtifactRefused(f"{task}: the ONNX model cannot run: {exc}") from exc
+        out[task] = dict(zip(symbols, (float(v) for v in values), strict=True))
+    return out
+
+
+def _predictions(manifest: dict, snap: dict, outputs: dict[str, dict[str, float]]) -> dict[str, Prediction]:
+    close = snap["columns"].index("close")
+    base_prob = float(manifest["baselines"]["direction"]["prob_up"])
+    base_ret = float(manifest["baselines"]["return"]["predicted_return"])
+    result = {}
+    for symbol, body in snap["symbols"].items():
+        if not body["ts"]:
+            continue
+        notes: list[str] = []
+        sources, values = {}, {}
+        for task, base in (("direction", base_prob), ("return", base_ret)):
+            doc = manifest["models"][task]
+            value = outputs.get(task, {}).get(symbol)
+            if doc["serve"] == "model" and value is not None and math.isfinite(value):
+                sources[task], values[task] = doc["algorithm"], value
+            else:
+                sources[task], values[task] = "baseline", base
+                if doc["serve"] == "model":
+                    notes.append(f"{task}: {doc['algorithm']} has no finite output for this bar; baseline served")
+        result[symbol] = Prediction(
+            symbol=symbol,
+            asof=body["ts"][-1],
+            close=float(body["values"][-1][close]),
+            prob_up=values["direction"],
+            predicted_return=values["return"],
+            direction_source=sources["direction"],
+            return_source=sources["return"],
+            notes=tuple(notes),
+        )
+    return result
+
+
+def load_version(store: Store, version: str, pointer: dict[str, Any] | None = None) -> Bundle:
+    """Read and verify `gold/models/<version>`; `pointer` (the parsed `latest`) pins the manifest."""
+    if not valid_version(version):
+        raise UnknownVersion(f"{version!r} is not a model version name")
+    started = time.monotonic()
+    folder = f"{MODELS_DIR}/{version}"
+    try:
+        manifest_bytes = store.read(f"{folder}/{MANIFEST}")
+    except NotFound:
+        if pointer is not None:
+            raise ArtifactRefused(f"latest names version {version} but {store.uri(folder)} has no manifest") from None
+        raise UnknownVersion(f"model version {version} is not published under {store.uri(MODELS_DIR)}") from None
+    if pointer is not None and sha256(manifest_bytes) != pointer.get("manifest_sha256"):
+        raise ArtifactRefused(
+            f"{store.uri(f'{folder}/{MANIFEST}')}: sha256 does not match the one gold/models/latest names; "
+            f"refusing to serve version {version}"
+        )
+    try:
+        manifest = json.loads(manifest_bytes)
+    except json.JSONDecodeError as exc:
+        raise ArtifactRefused(f"{store.uri(f'{folder}/{MANIFEST}')} is not JSON: {exc}") from None
+    if manifest.get("version") != version:
+        raise ArtifactRefused(f"{store.uri(folder)} holds a manifest of version {manifest.get('version')!r}")
+    names = [FEATURES] + [manifest["models"][t]["files"][k] for t in TASKS for k in ("onnx", "io")]
+    if REGISTRY in manifest["files"]:  # versions exported before registry.json existed have none
+        names.append(REGISTRY)
+    files = {name: _read_verified(store, folder, name, manifest) for name in names}
+    snap = json.loads(files[FEATURES])
+    outputs = _task_outputs(manifest, files, snap)
+    registry = json.loads(files[REGISTRY]) if REGISTRY in files else []
+    bundle = Bundle(
+        version=version,
+        manifest=finite_or_none(manifest),
+        snapshot=snap,
+        registry=finite_or_none(registry),
+        predictions=_predictions(manifest, snap, outputs),
+        published_at=(pointer or {}).get("published_at"),
+        loaded_at=time.time(),
+        load_seconds=time.monotonic() - started,
+        verified_files=sorted(names),
+    )
+    log.info(
+        "loaded model version",
+        extra={
+            "event": "model_loaded",
+            "model_version": version,
+            "files_verified": len(names),
+            "symbols": len(bundle.predictions),
+            "load_ms": round(bundle.load_seconds * 1000, 1),
+        },
+    )
+    return bundle
+
+
+def artifact_age_seconds(bundle: Bundle, now: float | None = None) -> float | None:
+    stamp = bundle.published_at or bundle.manifest.get("created_at")
+    if not stamp:
+        return None
+    published = datetime.fromisoformat(stamp).timestamp()
+    return round((time.time() if now is None else now) - published, 1)
+
+
+class ModelCache:
+    """The version `latest` names (re-checked at most every `reload_seconds`) plus a few others."""
+
+    def __init__(self, store: Store, reload_seconds: float, cached_versions: int = 4) -> None:
+        self.store = store
+        self.reload_seconds = reload_seconds
+        self.cached_versions = max(0, cached_versions)
+        self._current: Bundle | None = None
+        self._error: ArtifactError | None = None
+        self._pointer_bytes: bytes | None = None
+        self._checked = float("-inf")
+        self._others: OrderedDict[str, Bundle] = OrderedDict()
+        self._manifests: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def checked_at(self) -> float | None:
+        return None if self._checked == float("-inf") else self._checked
+
+    def refresh(self, force: bool = False) -> None:
+        """Read `latest`; load the version it names when it changed. Never raises: the outcome is
+        kept (a bundle, or the error that requests will answer with)."""
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._checked < self.reload_seconds:
+                return
+            self._checked = now
+            try:
+                raw = self.store.read(f"{MODELS_DIR}/{LATEST}")
+            except NotFound:
+                self._current, self._pointer_bytes = None, None
+                self._error = NoModel(
+                    f"no model published yet: {self.store.uri(f'{MODELS_DIR}/{LATEST}')} does not exist "
+                    "(run the pipeline: make run)"
+                )
+                return
+            except Exception as exc:  # storage unreachable: keep what we have, report it
+                log.warning("cannot read latest pointer", extra={"event": "pointer_unreadable", "error": str(exc)})
+                if self._current is None:
+                    self._error = NoModel(f"cannot read {self.store.uri(f'{MODELS_DIR}/{LATEST}')}: {exc}")
+                return
+            if raw == self._pointer_bytes and self._current is not None:
+                return
+            self._pointer_bytes = raw
+            try:
+                pointer = json.loads(raw)
+                self._current, self._error = load_version(self.store, pointer["version"], pointer), None
+            except ArtifactError as exc:
+                self._current, self._error = None, ArtifactRefused(str(exc))
+                log.error("model version refused", extra={"event": "model_refused", "reason": str(exc)})
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                self._current, self._error = None, ArtifactRefused(f"gold/models/latest is malformed: {exc!r}")
+
+    def current(self) -> Bundle:
+        self.refresh()
+        if self._current is None:
+            raise self._error or NoModel("no model loaded")
+        return self._current
+
+    def version(self, version: str | None) -> Bundle:
+        """`None` or "latest" → the current bundle; another version → loaded once, verified against
+        its own manifest, and kept among the `cached_versions` most recently used."""
+        if version in (None, "", "latest"):
+            return self.current()
+        current = self._current
+        if current is not None and current.version == version:
+            return current
+        with self._lock:
+            if version in self._others:
+                self._others.move_to_end(version)
+                return self._others[version]
+        bundle = load_version(self.store, version)
+        with self._lock:
+            self._others[version] = bundle
+            while len(self._others) > self.cached_versions:
+                self._others.popitem(last=False)
+        return bundle
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        """A version's manifest alone (for listings; not verified until the version is served).
+        Manifests never change once published, so each is read once."""
+        if version not in self._manifests:
+            try:
+                raw = self.store.read(f"{MODELS_DIR}/{version}/{MANIFEST}")
+            except NotFound:
+                raise UnknownVersion(f"model version {version} has no manifest") from None
+            self._manifests[version] = finite_or_none(json.loads(raw))
+        return self._manifests[version]
+
+    def published_versions(self) -> list[str]:
+        return [v for v in self.store.folders(MODELS_DIR) if valid_version(v)]
+
+    def status(self) -> tuple[Bundle | None, ArtifactError | None]:
+        self.refresh()
+        return self._current, self._error
+
+
+def latest_rows(bundle: Bundle, symbol: str, limit: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """(feature columns, the newest `limit` rows of the symbol, oldest first)."""
+    body = bundle.snapshot["symbols"][symbol]
+    columns = bundle.snapshot["columns"]
+    rows = []
+    for ts, values in zip(body["ts"][-limit:], body["values"][-limit:], strict=True):
+        rows.append({"ts": ts, **dict(zip(columns, values, strict=True))})
+    return columns, rows

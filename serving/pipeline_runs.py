@@ -1,0 +1,181 @@
+"""Start the pipeline and report on it: StartExecution on AWS, the local runner elsewhere.
+
+On AWS (CANDLELAKE_STATE_MACHINE_ARN set) a run is a Step Functions execution and its status is
+DescribeExecution's. Locally a run is `python -m step_functions.run_local` in a background process
+writing `<lake>/runs/<id>.log`; the runner saves `<lake>/runs/<id>.json` (status, states) when it
+ends, which is where the status comes from after the process exits — or after this API restarts.
+One local run at a time: two pipelines on one lake on a laptop only slow each other down.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RUNS_DIR = "runs"
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class RunError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def new_run_id() -> str:
+    return f"api-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
+
+
+class AwsRuns:
+    mode = "aws"
+
+    def __init__(self, state_machine_arn: str) -> None:
+        import boto3
+
+        self.arn = state_machine_arn
+        region = state_machine_arn.split(":")[3]
+        self.client: Any = boto3.client("stepfunctions", region_name=region)
+
+    def _execution_arn(self, run_id: str) -> str:
+        prefix, _, machine = self.arn.rpartition(":stateMachine:")
+        return f"{prefix}:execution:{machine}:{run_id}"
+
+    def start(self, run_id: str, execution_input: dict[str, str]) -> dict[str, Any]:
+        try:
+            out = self.client.start_execution(stateMachineArn=self.arn, name=run_id, input=json.dumps(execution_input))
+        except self.client.exceptions.ExecutionAlreadyExists:
+            raise RunError(409, "run_exists", f"an execution named {run_id} already exists") from None
+        return {
+            "id": run_id,
+            "status": "RUNNING",
+            "mode": self.mode,
+            "started_at": _iso(out["startDate"]),
+            "execution_arn": out["executionArn"],
+            "input": execution_input,
+        }
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        try:
+            d = self.client.describe_execution(executionArn=self._execution_arn(run_id))
+        except self.client.exceptions.ExecutionDoesNotExist:
+            raise RunError(404, "unknown_run", f"no pipeline run {run_id}") from None
+        return {
+            "id": run_id,
+            "status": d["status"],
+            "mode": self.mode,
+            "started_at": _iso(d.get("startDate")),
+            "stopped_at": _iso(d.get("stopDate")),
+            "execution_arn": d["executionArn"],
+            "error": d.get("error"),
+            "cause": d.get("cause"),
+            "input": json.loads(d["input"]) if d.get("input") else None,
+        }
+
+
+@dataclass
+class _LocalRun:
+    process: subprocess.Popen
+    started_at: str
+    input: dict[str, str]
+    log: Path
+
+
+class LocalRuns:
+    """Development only: needs a local lake folder and the full pipeline environment."""
+
+    mode = "local"
+
+    def __init__(self, lake_root: str) -> None:
+        self.root = Path(lake_root)
+        self.runs: dict[str, _LocalRun] = {}
+        self._lock = threading.Lock()
+
+    def _command(self, run_id: str, fields: dict[str, str]) -> list[str]:
+        cmd = [sys.executable, "-m", "step_functions.run_local", "--lake-root", str(self.root), "--name", run_id]
+        for key, value in fields.items():
+            flag = key.replace("_", "-")
+            cmd += [f"--{flag}", value]
+        return cmd
+
+    def start(self, run_id: str, execution_input: dict[str, str]) -> dict[str, Any]:
+        if str(self.root).startswith("s3"):
+            raise RunError(
+                503, "pipeline_unavailable", "local runs need a local lake folder; set CANDLELAKE_STATE_MACHINE_ARN"
+            )
+        with self._lock:
+            for other_id, run in self.runs.items():
+                if run.process.poll() is None:
+                    raise RunError(409, "run_in_progress", f"pipeline run {other_id} is still running")
+            if run_id in self.runs or (self.root / RUNS_DIR / f"{run_id}.json").exists():
+                raise RunError(409, "run_exists", f"a pipeline run named {run_id} already exists")
+            log = self.root / RUNS_DIR / f"{run_id}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    self._command(run_id, execution_input),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # survives a Ctrl-C of `make serve`'s terminal
+                )
+            run = _LocalRun(process, datetime.now(UTC).isoformat(), execution_input, log)
+            self.runs[run_id] = run
+        return {
+            "id": run_id,
+            "status": "RUNNING",
+            "mode": self.mode,
+            "started_at": run.started_at,
+            "input": execution_input,
+            "log": str(log),
+        }
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        history = self.root / RUNS_DIR / f"{run_id}.json"
+        run = self.runs.get(run_id)
+        if run is not None and run.process.poll() is None:
+            return {
+                "id": run_id,
+                "status": "RUNNING",
+                "mode": self.mode,
+                "started_at": run.started_at,
+                "input": run.input,
+                "log": str(run.log),
+            }
+        if history.is_file():
+            doc = json.loads(history.read_text())
+            return {
+                "id": run_id,
+                "status": doc["status"],
+                "mode": self.mode,
+                "execution_arn": doc.get("arn"),
+                "error": doc.get("error"),
+                "cause": doc.get("cause"),
+                "input": doc.get("input"),
+                "started_at": run.started_at if run else None,
+                "states": doc.get("states"),
+                "log": str(self.root / RUNS_DIR / f"{run_id}.log"),
+            }
+        if run is not None:  # exited without a history: it failed before or outside the state machine
+            tail = run.log.read_text(errors="replace").strip().splitlines()[-5:] if run.log.is_file() else []
+            return {
+                "id": run_id,
+                "status": "FAILED",
+                "mode": self.mode,
+                "started_at": run.started_at,
+                "input": run.input,
+                "error": f"runner exited with code {run.process.returncode}",
+                "cause": "\n".join(tail),
+                "log": str(run.log),
+            }
+        raise RunError(404, "unknown_run", f"no pipeline run {run_id}")

@@ -1,0 +1,155 @@
+"""Request and response bodies: the API's public contract, and the OpenAPI schema at /docs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.contract import SYMBOL_PATTERN, VERSION_PATTERN
+
+Symbol = Field(pattern=SYMBOL_PATTERN, description="ticker as Yahoo spells it, e.g. ^GSPC, MSFT, BRK-B")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, machine-readable: unknown_symbol, invalid_request, no_model, …")
+    message: str
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = Field(None, description="per-field problems of a 422")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_version: str
+    interval: str
+    published_at: str | None
+    artifact_age_seconds: float | None = Field(description="seconds since export published the version")
+    loaded_seconds_ago: float
+    load_ms: float
+    symbols: int
+    lake_root: str
+    reload_seconds: float
+
+
+class SymbolInfo(BaseModel):
+    symbol: str
+    interval: str
+    last_ts: str
+    rows: int = Field(description="rows of the serving snapshot (the newest bars)")
+
+
+class SymbolsResponse(BaseModel):
+    model_version: str
+    symbols: list[SymbolInfo]
+
+
+class LatestResponse(BaseModel):
+    symbol: str
+    interval: str
+    model_version: str
+    count: int
+    candles: list[dict[str, Any]] = Field(description="oldest first: ts, open, high, low, close, volume, features")
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Symbol
+    interval: str | None = Field(None, pattern=r"^(1d|1h|5m)$", description="defaults to the model's interval")
+    model: str | None = Field(
+        None,
+        pattern=f"{VERSION_PATTERN}|^latest$",
+        description="a published model version; default: the one gold/models/latest names",
+    )
+
+
+class Horizon(BaseModel):
+    bars: int
+    interval: str
+
+
+class Baseline(BaseModel):
+    prob_up: float = Field(description="the training fold's base rate of up bars")
+    signal: str
+    predicted_return: float = Field(description="persistence: the close does not move")
+    predicted_close: float
+
+
+class Prediction(BaseModel):
+    symbol: str
+    interval: str
+    asof: str = Field(description="timestamp of the newest bar the prediction is made from")
+    close: float = Field(description="close of that bar")
+    horizon: Horizon
+    prob_up: float = Field(description="P(next close > this close), from the served direction model")
+    signal: Literal["buy", "hold", "sell"] = Field(description="buy if prob_up ≥ 0.55, sell if ≤ 0.45, else hold")
+    predicted_return: float
+    predicted_close: float
+    model_version: str
+    served: dict[str, str] = Field(description="per task: the algorithm answering, or 'baseline'")
+    baseline: Baseline
+    notes: list[str] = []
+
+
+class ModelSummary(BaseModel):
+    version: str
+    latest: bool
+    created_at: str | None = None
+    interval: str | None = None
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="task → algorithm, promoted, metric")
+    error: str | None = Field(None, description="why this version cannot be read")
+
+
+class ModelsResponse(BaseModel):
+    latest: str | None
+    versions: list[ModelSummary]
+
+
+class ModelDetail(BaseModel):
+    version: str
+    latest: bool
+    manifest: dict[str, Any]
+    registry: list[dict[str, Any]] = Field(description="every candidate model of the version, with its metrics")
+
+
+class PipelineRunRequest(BaseModel):
+    """The pipeline's execution input (step_functions/README.md); every field optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$", description="execution name")
+    source: Literal["sample", "yfinance", "csv", "synthetic"] | None = None
+    symbols: str | None = Field(None, pattern=r"^[A-Za-z0-9^._=,-]{1,400}$", examples=["^GSPC,MSFT"])
+    intervals: str | None = Field(None, pattern=r"^(1d|1h|5m)(,(1d|1h|5m))*$")
+    start: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    end: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    backfill: bool | None = None
+    train_interval: Literal["1d", "1h", "5m"] | None = None
+    train_folds: int | None = Field(None, ge=1, le=20)
+    train_test_bars: int | None = Field(None, ge=10, le=100_000)
+    train_gap: int | None = Field(None, ge=1, le=1_000)
+    train_epochs: int | None = Field(None, ge=1, le=1_000)
+    train_window: int | None = Field(None, ge=2, le=1_000)
+
+    def execution_input(self) -> dict[str, str]:
+        """The fields that were given, as the strings the state machine passes to Glue."""
+        fields = self.model_dump(exclude_none=True, exclude={"name"})
+        return {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in fields.items()}
+
+
+class PipelineRun(BaseModel):
+    id: str
+    status: str = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")
+    mode: Literal["aws", "local"]
+    started_at: str | None = None
+    stopped_at: str | None = None
+    execution_arn: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    input: dict[str, Any] | None = None
+    states: list[dict[str, Any]] | None = None
+    log: str | None = Field(None, description="local mode: the runner's log file")
