@@ -24,6 +24,14 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def published_lake(spark, tmp_path_factory):
+    """A synthetic lake with one trained, exported model version (see tests/ml_lake.py)."""
+    from tests.ml_lake import build
+
+    return build(spark, tmp_path_factory.mktemp("published"))
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> str:
     """A fresh, empty local lake root for one test."""

@@ -13,35 +13,21 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.config import LakeConfig
-from lakehouse.gold_build import run_build_features
-from lakehouse.ingest import run_ingest
 from lakehouse.ml import dataset
 from lakehouse.ml.evaluate import evaluate, lstm_spec
 from lakehouse.ml.export import ExportFailed, latest_version, run_export
-from lakehouse.ml.lstm import LSTMSettings
 from lakehouse.ml.models import SKLEARN_MODELS
 from lakehouse.ml.splits import walk_forward
-from lakehouse.ml.train import TrainSettings, run_train
-from lakehouse.silver_build import run_build_silver
+from lakehouse.ml.train import run_train
 from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
+from tests.ml_lake import QUIET, SMALL, T0
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-QUIET = {"log": lambda *_: None}
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-SMALL = TrainSettings(folds=2, test_bars=60, gap=2, lstm=LSTMSettings(window=10, epochs=3, hidden=8))
 
 
 @pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("ml") / "lake")
-    cfg = LakeConfig(lake_root=root, source="synthetic", symbols=(), synthetic_symbols=3, synthetic_bars=700)
-    run_ingest(spark, cfg, now=T0, **QUIET)
-    run_build_silver(spark, cfg, now=T0, run_id="r1", **QUIET)
-    run_build_features(spark, cfg, now=T0, run_id="r1", **QUIET)
-    summary = run_train(spark, cfg, SMALL, run_id="r1", now=T0, **QUIET)
-    export = run_export(spark, cfg, run_id="r1", now=T0, **QUIET)
-    return cfg, summary.details["model_version"], export
+def trained(published_lake):
+    return published_lake.cfg, published_lake.version, published_lake.export
 
 
 def _manifest(root: str, version: str) -> tuple[Path, dict]:

@@ -1,0 +1,476 @@
+"""The prediction API on a published lake: every endpoint, its errors, Lambda events, reloads, tampering.
+
+The lake is the session's small synthetic one (tests/ml_lake.py); each test module copies the
+pristine `gold/models` so tampering here cannot leak into other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from mangum import Mangum
+
+from serving.app import create_app
+from serving.contract import sha256, snapshot_inputs
+from serving.settings import Settings, SettingsError
+from tests.lambda_events import LambdaContext, function_url, http_api_v2, response_json
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]  # the published lake is built with Spark
+
+
+def _copy_lake(published_lake, folder: Path) -> Path:
+    root = folder / "lake"
+    shutil.copytree(published_lake.pristine_models, root / "gold" / "models")
+    return root
+
+
+@pytest.fixture(scope="module")
+def api_lake(published_lake, tmp_path_factory) -> Path:
+    return _copy_lake(published_lake, tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture
+def fresh_lake(published_lake, tmp_path) -> Path:
+    """A copy this one test may change."""
+    return _copy_lake(published_lake, tmp_path)
+
+
+def _client(root: Path | str, **settings) -> TestClient:
+    return TestClient(create_app(Settings(lake_root=str(root), **settings)))
+
+
+@pytest.fixture(scope="module")
+def client(api_lake) -> TestClient:
+    return _client(api_lake)
+
+
+@pytest.fixture(scope="module")
+def published(api_lake):
+    models = api_lake / "gold" / "models"
+    version = json.loads((models / "latest").read_text())["version"]
+    folder = models / version
+    return (
+        version,
+        json.loads((folder / "manifest.json").read_text()),
+        json.loads((folder / "features.json").read_text()),
+    )
+
+
+def _native(folder: Path, doc: dict, snap: dict) -> dict[str, float]:
+    """The oracle: the native scikit-learn / PyTorch model, which the API never loads."""
+    from lakehouse.ml.export import load_native, run_native
+
+    files = {Path(p).name: (folder / p).read_bytes() for p in doc["files"].values()}
+    symbols, x = snapshot_inputs(snap, doc["input"])
+    return dict(zip(symbols, run_native(load_native(files), doc["input"]["task"], x), strict=True))
+
+
+def _assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert body["error"]["message"] and body["error"]["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+    return body["error"]
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+def test_health_names_the_version_latest_points_at_and_its_age(client, published):
+    version, manifest, snap = published
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["model_version"] == version
+    assert body["interval"] == manifest["interval"] == "1d" and body["symbols"] == len(snap["symbols"]) == 3
+    assert body["artifact_age_seconds"] > 0  # published "2025-01-01" by the fixture's clock
+    assert body["load_ms"] > 0
+
+
+def test_symbols_lists_the_snapshot(client, published):
+    _, _, snap = published
+    body = client.get("/symbols").json()
+    assert [s["symbol"] for s in body["symbols"]] == sorted(snap["symbols"])
+    for s in body["symbols"]:
+        assert s["last_ts"] == snap["symbols"][s["symbol"]]["ts"][-1] and s["rows"] == 60
+
+
+def test_latest_returns_the_newest_candles_and_features(client, published):
+    _, _, snap = published
+    symbol = sorted(snap["symbols"])[0]
+    body = client.get("/latest", params={"symbol": symbol, "limit": 3}).json()
+    assert body["count"] == 3 and body["symbol"] == symbol
+    expected = snap["symbols"][symbol]
+    assert [c["ts"] for c in body["candles"]] == expected["ts"][-3:]
+    close = snap["columns"].index("close")
+    assert body["candles"][-1]["close"] == expected["values"][-1][close]
+    assert {"open", "high", "low", "close", "volume", "rsi_14", "KMID"} <= set(body["candles"][0])
+    assert client.get("/latest", params={"symbol": symbol}).json()["count"] == 5  # the default
+
+
+def test_latest_errors(client):
+    _assert_error(client.get("/latest", params={"symbol": "NOPE"}), 404, "unknown_symbol")
+    _assert_error(client.get("/latest", params={"symbol": "SYN0001", "limit": 0}), 422, "invalid_request")
+    _assert_error(client.get("/latest", params={"symbol": "SYN0001", "limit": 61}), 422, "invalid_request")
+    _assert_error(client.get("/latest", params={"symbol": "SYN0001", "interval": "5m"}), 404, "unknown_interval")
+    _assert_error(client.get("/latest", params={"symbol": "SYN0001", "interval": "1w"}), 422, "invalid_request")
+    _assert_error(client.get("/latest"), 422, "invalid_request")
+
+
+def test_predict_answers_with_the_published_models_not_a_recomputation(client, published, api_lake):
+    version, manifest, snap = published
+    folder = api_lake / "gold" / "models" / version
+    direction = _native(folder, manifest["models"]["direction"], snap)
+    returns = _native(folder, manifest["models"]["return"], snap)
+    close = snap["columns"].index("close")
+    for symbol in snap["symbols"]:
+        body = client.post("/predict", json={"symbol": symbol}).json()
+        assert body["model_version"] == version and body["symbol"] == symbol
+        assert body["asof"] == snap["symbols"][symbol]["ts"][-1]
+        assert body["horizon"] == {"bars": 1, "interval": "1d"}
+        for task, served in body["served"].items():
+            doc = manifest["models"][task]
+            assert served == (doc["algorithm"] if doc["serve"] == "model" else "baseline")
+        if body["served"]["direction"] != "baseline":
+            assert body["prob_up"] == pytest.approx(direction[symbol], abs=1e-5)
+        if body["served"]["return"] != "baseline" and symbol in returns:
+            assert body["predicted_return"] == pytest.approx(returns[symbol], abs=1e-5)
+        last_close = snap["symbols"][symbol]["values"][-1][close]
+        assert body["close"] == last_close
+        assert body["predicted_close"] == pytest.approx(last_close * (1 + body["predicted_return"]))
+        t = manifest["signal_thresholds"]
+        expected = "buy" if body["prob_up"] >= t["buy"] else "sell" if body["prob_up"] <= t["sell"] else "hold"
+        assert body["signal"] == expected
+        base = body["baseline"]
+        assert base["prob_up"] == manifest["baselines"]["direction"]["prob_up"]
+        assert base["predicted_return"] == 0.0 and base["predicted_close"] == last_close
+
+
+def test_predict_get_equals_post_and_accepts_an_encoded_caret(fresh_lake):
+    client = _client(fresh_lake)
+    assert client.get("/predict/SYN0002").json() == client.post("/predict", json={"symbol": "SYN0002"}).json()
+    # A real symbol with ^: not in this lake, but it passes validation and reaches the lookup.
+    _assert_error(client.get("/predict/%5EGSPC"), 404, "unknown_symbol")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"symbol": "NOPE"}, 404, "unknown_symbol"),
+        ({"symbol": "SYN0001", "interval": "1h"}, 404, "unknown_interval"),
+        ({"symbol": "SYN0001", "model": "20990101T000000Z"}, 404, "unknown_model_version"),
+        ({"symbol": "../../etc/passwd"}, 422, "invalid_request"),
+        ({"symbol": "SYN0001", "model": "../../secrets"}, 422, "invalid_request"),
+        ({"symbol": ""}, 422, "invalid_request"),
+        ({}, 422, "invalid_request"),
+        ({"symbol": "SYN0001", "extra": 1}, 422, "invalid_request"),
+        ({"symbol": 5}, 422, "invalid_request"),
+        ({"symbol": "SYN0001", "interval": "1w"}, 422, "invalid_request"),
+    ],
+)
+def test_predict_rejects_bad_requests_with_json_errors(client, body, status, code):
+    _assert_error(client.post("/predict", json=body), status, code)
+
+
+def test_malformed_json_unknown_routes_and_methods_are_json_errors(client):
+    error = _assert_error(
+        client.post("/predict", content=b'{"symbol": ', headers={"content-type": "application/json"}),
+        422,
+        "invalid_request",
+    )
+    assert "details" in error and "symbol" not in json.dumps(error["details"]).replace('"loc"', "")  # no echo
+    _assert_error(client.get("/nowhere"), 404, "not_found")
+    _assert_error(client.delete("/predict/SYN0001"), 405, "method_not_allowed")
+
+
+def test_validation_errors_do_not_echo_the_input(client):
+    secret = "x" * 30 + "TOPSECRET"
+    error = _assert_error(client.post("/predict", json={"symbol": secret}), 422, "invalid_request")
+    assert "TOPSECRET" not in json.dumps(error)
+
+
+def test_models_list_and_detail_carry_registry_rows_and_the_manifest(client, published):
+    version, manifest, _ = published
+    listing = client.get("/models").json()
+    assert listing["latest"] == version and [v["version"] for v in listing["versions"]] == [version]
+    summary = listing["versions"][0]
+    assert summary["latest"] and set(summary["models"]) == {"direction", "return"}
+    assert summary["models"]["direction"]["baseline"] == manifest["models"]["direction"]["baseline"]["brier"]
+    detail = client.get(f"/models/{version}").json()
+    assert detail["manifest"]["files"] == manifest["files"] and detail["latest"]
+    algorithms = {(r["task"], r["algorithm"]) for r in detail["registry"]}
+    assert len(detail["registry"]) == 7 and ("return", "lstm") in algorithms  # every candidate, not just the best
+    promoted = {r["task"] for r in detail["registry"] if r["promoted"]}
+    assert promoted == {t for t, d in manifest["models"].items() if d["promoted"]}
+    assert client.get("/models/latest").json()["version"] == version
+    _assert_error(client.get("/models/20990101T000000Z"), 404, "unknown_model_version")
+    _assert_error(client.get("/models/..%2F..%2Fetc"), 404, "not_found")
+    _assert_error(client.get("/models/bad..name"), 404, "unknown_model_version")
+
+
+def test_openapi_documents_every_route(client):
+    spec = client.get("/openapi.json").json()
+    assert {
+        "/health",
+        "/symbols",
+        "/latest",
+        "/predict",
+        "/predict/{symbol}",
+        "/models",
+        "/models/{version}",
+        "/pipeline/runs",
+        "/pipeline/runs/{run_id}",
+    } <= set(spec["paths"])
+    assert "PredictRequest" in spec["components"]["schemas"] and client.get("/docs").status_code == 200
+
+
+# --- artifacts: none, tampered, reloaded, from S3 -----------------------------------------------
+
+
+def test_no_model_yet_is_503_everywhere_it_matters(tmp_path):
+    client = _client(tmp_path / "empty-lake")
+    for response in (
+        client.get("/health"),
+        client.post("/predict", json={"symbol": "SYN0001"}),
+        client.get("/symbols"),
+    ):
+        assert "make run" in _assert_error(response, 503, "no_model")["message"]
+
+
+@pytest.mark.parametrize("target", ["direction/model.onnx", "features.json", "return/io.json", "manifest.json"])
+def test_a_tampered_artifact_is_refused_with_the_reason(fresh_lake, target):
+    models = fresh_lake / "gold" / "models"
+    version = json.loads((models / "latest").read_text())["version"]
+    path = models / version / target
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    path.write_bytes(bytes(data))
+    client = _client(fresh_lake)
+    error = _assert_error(client.post("/predict", json={"symbol": "SYN0001"}), 503, "artifact_refused")
+    assert "sha256" in error["message"] and target in error["message"]
+    _assert_error(client.get("/health"), 503, "artifact_refused")
+
+
+def _publish_copy(models: Path, old: str, new: str, serve_baseline: str | None = None) -> None:
+    """A second version, as export would publish it: files, manifest, then the `latest` switch."""
+    shutil.copytree(models / old, models / new)
+    manifest = json.loads((models / new / "manifest.json").read_text())
+    manifest["version"] = new
+    if serve_baseline:
+        manifest["models"][serve_baseline].update(promoted=False, serve="baseline")
+    raw = json.dumps(manifest).encode()
+    (models / new / "manifest.json").write_bytes(raw)
+    pointer = {"version": new, "manifest_sha256": sha256(raw), "published_at": "2025-02-01T00:00:00+00:00"}
+    (models / "latest").write_text(json.dumps(pointer))
+
+
+def test_a_new_latest_is_picked_up_and_older_versions_stay_addressable(fresh_lake, published):
+    version, manifest, _ = published
+    models = fresh_lake / "gold" / "models"
+    eager, lazy = _client(fresh_lake, reload_seconds=0), _client(fresh_lake, reload_seconds=3600)
+    before = eager.post("/predict", json={"symbol": "SYN0001"}).json()
+    _publish_copy(models, version, "29990101T000000Z", serve_baseline="direction")
+    after = eager.post("/predict", json={"symbol": "SYN0001"}).json()
+    assert after["model_version"] == "29990101T000000Z" and after["served"]["direction"] == "baseline"
+    assert after["prob_up"] == manifest["baselines"]["direction"]["prob_up"] and after["signal"] == "hold"
+    assert after["predicted_return"] == before["predicted_return"]  # the return model is still served
+    # The old version on request, and a container that checks hourly still on the old one.
+    assert eager.post("/predict", json={"symbol": "SYN0001", "model": version}).json() == before
+    assert lazy.post("/predict", json={"symbol": "SYN0001"}).json()["model_version"] == version
+    assert [v["version"] for v in eager.get("/models").json()["versions"]] == ["29990101T000000Z", version]
+
+
+def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, monkeypatch, client):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server._server.server_port}"
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(key, value)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="candlelake-api")
+        for path in published_lake.pristine_models.rglob("*"):
+            if path.is_file():
+                key = f"lake/gold/models/{path.relative_to(published_lake.pristine_models)}"
+                s3.put_object(Bucket="candlelake-api", Key=key, Body=path.read_bytes())
+        remote = _client("s3://candlelake-api/lake", s3_endpoint=endpoint)
+        assert remote.get("/health").json()["lake_root"] == "s3://candlelake-api/lake"
+        for symbol in ("SYN0001", "SYN0003"):
+            assert remote.get(f"/predict/{symbol}").json() == client.get(f"/predict/{symbol}").json()
+        assert [v["version"] for v in remote.get("/models").json()["versions"]] == [published_lake.version]
+        # Tamper in the bucket: a new container refuses it.
+        key = f"lake/gold/models/{published_lake.version}/direction/model.onnx"
+        body = s3.get_object(Bucket="candlelake-api", Key=key)["Body"].read()
+        s3.put_object(Bucket="candlelake-api", Key=key, Body=body[:-1] + bytes([body[-1] ^ 1]))
+        _assert_error(
+            _client("s3://candlelake-api/lake", s3_endpoint=endpoint).get("/predict/SYN0001"), 503, "artifact_refused"
+        )
+    finally:
+        server.stop()
+
+
+# --- Lambda: Mangum with real event shapes ------------------------------------------------------
+
+
+@pytest.mark.parametrize("make_event", [http_api_v2, function_url], ids=["http-api-v2", "function-url"])
+def test_the_lambda_handler_serves_api_gateway_and_function_url_events(api_lake, published, make_event):
+    version = published[0]
+    handler = Mangum(create_app(Settings(lake_root=str(api_lake))), lifespan="off")
+    context = LambdaContext()
+    out = handler(make_event("POST", "/predict", {"symbol": "SYN0001"}), context)
+    assert out["statusCode"] == 200 and out["headers"]["content-type"] == "application/json"
+    assert response_json(out)["model_version"] == version
+    assert out["headers"]["x-request-id"] == context.aws_request_id
+    encoded = handler(make_event("POST", "/predict", {"symbol": "SYN0001"}, b64=True), context)
+    assert response_json(encoded) == response_json(out)
+    got = handler(make_event("GET", "/predict/SYN0001", query="interval=1d"), context)
+    assert response_json(got) == response_json(out)
+    latest = handler(make_event("GET", "/latest", query="symbol=SYN0001&limit=2"), context)
+    assert response_json(latest)["count"] == 2
+    missing = handler(make_event("GET", "/predict/NOPE"), context)
+    assert missing["statusCode"] == 404 and response_json(missing)["error"]["code"] == "unknown_symbol"
+    invalid = handler(make_event("POST", "/predict", "{not json"), context)
+    assert invalid["statusCode"] == 422 and response_json(invalid)["error"]["code"] == "invalid_request"
+    caller = handler(make_event("GET", "/health", headers={"x-request-id": "client-42"}), context)
+    assert caller["headers"]["x-request-id"] == "client-42"
+
+
+def test_cors_allows_only_the_configured_origins(api_lake):
+    client = _client(api_lake, cors_origins=("https://app.example.com",))
+    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+    ok = client.options("/predict", headers={"origin": "https://app.example.com", **preflight})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://app.example.com"
+    other = client.get("/health", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    assert "access-control-allow-origin" not in _client(api_lake).get("/health", headers={"origin": "x"}).headers
+
+
+def test_logs_are_json_lines_with_the_request_id(api_lake, capsys):
+    client = _client(api_lake)
+    capsys.readouterr()
+    response = client.get("/predict/NOPE", headers={"x-request-id": "trace-me-1"})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    access = [r for r in lines if r.get("event") == "request"]
+    assert access and access[-1]["request_id"] == "trace-me-1" == response.headers["x-request-id"]
+    assert access[-1]["status"] == 404 and access[-1]["path"] == "/predict/NOPE" and access[-1]["ms"] >= 0
+
+
+def test_settings_reject_nonsense(monkeypatch):
+    with pytest.raises(SettingsError, match="CANDLELAKE_RELOAD_SECONDS"):
+        Settings.from_env({"CANDLELAKE_RELOAD_SECONDS": "soon"})
+    s = Settings.from_env(
+        {"CANDLELAKE_CORS_ORIGINS": "https://a.example, https://b.example", "CANDLELAKE_LAKE_ROOT": "s3://b/l/"}
+    )
+    assert s.cors_origins == ("https://a.example", "https://b.example") and s.lake_root == "s3://b/l"
+
+
+# --- pipeline runs -----------------------------------------------------------------------------
+
+
+def test_pipeline_runs_start_executions_on_step_functions(api_lake, monkeypatch):
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        import boto3
+
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="candlelake-pipeline",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        client = _client(api_lake, state_machine_arn=arn)
+        started = client.post("/pipeline/runs", json={"symbols": "^GSPC,MSFT", "backfill": True, "train_folds": 2})
+        assert started.status_code == 202, started.text
+        run = started.json()
+        assert run["mode"] == "aws" and run["status"] == "RUNNING" and run["id"].startswith("api-")
+        assert run["input"] == {"symbols": "^GSPC,MSFT", "backfill": "true", "train_folds": "2"}
+        described = sfn.describe_execution(executionArn=run["execution_arn"])
+        assert json.loads(described["input"]) == run["input"]
+        status = client.get(f"/pipeline/runs/{run['id']}").json()
+        assert status["execution_arn"] == run["execution_arn"] and status["status"] in ("RUNNING", "SUCCEEDED")
+        named = client.post("/pipeline/runs", json={"name": "nightly-1"})
+        assert named.status_code == 202
+        _assert_error(client.post("/pipeline/runs", json={"name": "nightly-1"}), 409, "run_exists")
+        _assert_error(client.get("/pipeline/runs/nope"), 404, "unknown_run")
+        _assert_error(client.post("/pipeline/runs", json={"source": "ftp"}), 422, "invalid_request")
+        _assert_error(client.post("/pipeline/runs", json={"symbols": "A;rm -rf"}), 422, "invalid_request")
+        _assert_error(client.get("/pipeline/runs/..%2Fx"), 404, "not_found")
+
+
+def test_a_local_pipeline_run_executes_the_state_machine_in_the_background(tmp_path, monkeypatch):
+    """The real runner, made to fail at Ingest (quick): the run is FAILED with the state machine's
+    error, recorded in the lake, and readable from the runner's history after the process ends."""
+    monkeypatch.setenv("CANDLELAKE_INJECT_FAULT", "Ingest:9:States.TaskFailed")
+    monkeypatch.setenv("CANDLELAKE_RETRY_WAIT_SCALE", "0")
+    lake = tmp_path / "lake"
+    client = _client(lake)
+    started = client.post("/pipeline/runs", json={"name": "local-1", "source": "synthetic"})
+    assert started.status_code == 202, started.text
+    assert started.json()["mode"] == "local" and started.json()["status"] == "RUNNING"
+    _assert_error(client.post("/pipeline/runs", json={}), 409, "run_in_progress")
+    deadline = time.monotonic() + 240
+    while (status := client.get("/pipeline/runs/local-1").json())["status"] == "RUNNING":
+        assert time.monotonic() < deadline, Path(status["log"]).read_text()[-2000:]
+        time.sleep(1)
+    assert status["status"] == "FAILED" and status["error"] == "PipelineFailed", status
+    assert [s["state"] for s in status["states"]][:2] == ["Defaults", "ApplyInput"]
+    assert (lake / "gold" / "pipeline_failures" / "_delta_log").is_dir()
+    assert _client(lake).get("/pipeline/runs/local-1").json()["status"] == "FAILED"  # after a restart too
+
+
+# --- what the Lambda package may contain --------------------------------------------------------
+
+
+def test_the_api_imports_no_spark_torch_sklearn_or_pandas(api_lake):
+    probe = (
+        "import sys, serving.app as a; a.app; "
+        "heavy = [m for m in ('pyspark', 'torch', 'sklearn', 'pandas', 'lightning', 'lakehouse') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"CANDLELAKE_LAKE_ROOT": str(api_lake), "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).parents[1],
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_serving_requirements_match_the_pyproject_extra():
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serving"]
+    names = lambda reqs: {r.split(">")[0].split("=")[0].split("<")[0].strip().lower() for r in reqs}  # noqa: E731
+    wanted = [
+        line
+        for line in (root / "serving" / "requirements.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert names(extra) == names(wanted) == {"fastapi", "mangum", "pydantic", "numpy", "onnxruntime", "boto3"}
+    pinned = (root / "serving" / "requirements.txt").read_text()
+    for heavy in ("pyspark", "torch", "scikit-learn", "pandas"):
+        assert f"\n{heavy}==" not in pinned
