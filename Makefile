@@ -69,7 +69,7 @@ dq-report: setup ## print the path of the latest data-quality HTML report
 docs: setup ## regenerate the README's feature table from lakehouse/feature_spec.py
 	$(PY) -m lakehouse.feature_spec --update-readme README.md
 
-bench: bench-features bench-pooling ## all benchmarks (not part of `make test`)
+bench: bench-features bench-pooling bench-api ## all benchmarks (not part of `make test`)
 
 bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows (BENCH_ARGS="--symbols 50 --bars 2000")
 	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_features $(BENCH_ARGS)

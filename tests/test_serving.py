@@ -42,6 +42,14 @@ def fresh_lake(published_lake, tmp_path) -> Path:
     return _copy_lake(published_lake, tmp_path)
 
 
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Fake credentials for moto (boto3 refuses to sign without any)."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
 def _client(root: Path | str, **settings) -> TestClient:
     return TestClient(create_app(Settings(lake_root=str(root), **settings)))
 
@@ -287,7 +295,7 @@ def test_a_new_latest_is_picked_up_and_older_versions_stay_addressable(fresh_lak
     assert [v["version"] for v in eager.get("/models").json()["versions"]] == ["29990101T000000Z", version]
 
 
-def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, monkeypatch, client):
+def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, aws_env, client):
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -295,12 +303,6 @@ def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, monke
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{server._server.server_port}"
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket="candlelake-api")
         for path in published_lake.pristine_models.rglob("*"):
@@ -381,15 +383,9 @@ def test_settings_reject_nonsense(monkeypatch):
 # --- pipeline runs -----------------------------------------------------------------------------
 
 
-def test_pipeline_runs_start_executions_on_step_functions(api_lake, monkeypatch):
+def test_pipeline_runs_start_executions_on_step_functions(api_lake, aws_env):
     from moto import mock_aws
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
     with mock_aws():
         import boto3
 
@@ -411,7 +407,10 @@ def test_pipeline_runs_start_executions_on_step_functions(api_lake, monkeypatch)
         assert status["execution_arn"] == run["execution_arn"] and status["status"] in ("RUNNING", "SUCCEEDED")
         named = client.post("/pipeline/runs", json={"name": "nightly-1"})
         assert named.status_code == 202
-        _assert_error(client.post("/pipeline/runs", json={"name": "nightly-1"}), 409, "run_exists")
+        # StartExecution is idempotent on (name, input); the same name with another input is a conflict.
+        again = client.post("/pipeline/runs", json={"name": "nightly-1"}).json()
+        assert again["execution_arn"] == named.json()["execution_arn"]
+        _assert_error(client.post("/pipeline/runs", json={"name": "nightly-1", "source": "csv"}), 409, "run_exists")
         _assert_error(client.get("/pipeline/runs/nope"), 404, "unknown_run")
         _assert_error(client.post("/pipeline/runs", json={"source": "ftp"}), 422, "invalid_request")
         _assert_error(client.post("/pipeline/runs", json={"symbols": "A;rm -rf"}), 422, "invalid_request")
