@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake serve serving-requirements serving-size bench-api
+.PHONY: help setup run test validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -114,3 +114,40 @@ serving-size: setup ## install the serving set as Lambda would get it; fail at â
 
 bench-api: setup serving-size ## /predict p50/p99 through the Lambda handler and cold start (after `make run`)
 	$(PY) -m tests.benchmarks.bench_api $(ARGS)
+
+# --- Athena named queries, run locally ------------------------------------------------------------
+NAME ?=
+
+query: setup ## run a named Athena query (infra/athena/queries) on the local gold tables: make query NAME=<name>
+	@if [ -z "$(NAME)" ]; then $(PY) -m lakehouse.named_queries --list; exit 2; fi
+	$(PY) -m lakehouse.named_queries $(NAME) $(ARGS)
+
+# --- AWS: the CDK app in infra/ (see infra/README.md) ----------------------------------------------
+CDK := infra/node_modules/.bin/cdk
+CDK_APP := $(abspath $(PY)) -m infra.app
+CDK_OUT := build/cdk.out
+CDK_ARGS ?=
+LAYER := build/lambda/layer
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+$(STAMPS)/npm-infra: infra/package.json infra/package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --prefix infra --no-audit --no-fund --silent
+	@touch $@
+
+lambda-layer: setup ## the API's dependencies (serving/requirements.txt) for python3.12 x86_64 into build/lambda/layer
+	rm -rf $(LAYER)
+	$(UV) pip install -q --target $(LAYER)/python --python-version $(SERVING_PYTHON) \
+		--python-platform $(SERVING_PLATFORM) --only-binary :all: -r serving/requirements.txt
+
+synth: setup $(STAMPS)/npm-infra lambda-layer ## CloudFormation templates into build/cdk.out, checked by cdk-nag (no AWS needed)
+	$(CDK) synth --app "$(CDK_APP)" --output $(CDK_OUT) --quiet $(CDK_ARGS)
+
+bootstrap: setup $(STAMPS)/npm-infra ## once per account and region: cdk bootstrap (needs AWS credentials)
+	$(CDK) bootstrap --app "$(CDK_APP)" $(CDK_ARGS)
+
+deploy: setup $(STAMPS)/npm-infra lambda-layer ## cdk deploy every stack (needs AWS credentials; CDK_ARGS="-c workers=4")
+	$(CDK) deploy --all --app "$(CDK_APP)" --output $(CDK_OUT) --require-approval broadening $(CDK_ARGS)
+
+destroy: setup $(STAMPS)/npm-infra lambda-layer ## cdk destroy every stack (the lake and artifacts buckets are retained)
+	$(CDK) destroy --all --app "$(CDK_APP)" --output $(CDK_OUT) $(CDK_ARGS)

@@ -1,0 +1,78 @@
+"""The CDK app: `python -m infra.app` (what `make deploy` / `make synth` run through the cdk CLI).
+
+cdk-nag's AwsSolutions pack runs on every synth; an unsuppressed finding is an error annotation
+(the tests fail on any), and every suppression carries its reason next to the resource.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.settings import InfraSettings
+from infra.stacks.analytics import AnalyticsStack
+from infra.stacks.api import ApiStack
+from infra.stacks.pipeline import PipelineStack
+from infra.stacks.storage import StorageStack
+
+
+def build(app: cdk.App, settings: InfraSettings, env: cdk.Environment | None = None) -> dict[str, cdk.Stack]:
+    p = settings.prefix
+    storage = StorageStack(app, f"{p}-storage", settings=settings, env=env)
+    analytics = AnalyticsStack(
+        app, f"{p}-analytics", settings=settings, lake=storage.lake, artifacts=storage.artifacts, env=env
+    )
+    pipeline = PipelineStack(
+        app,
+        f"{p}-pipeline",
+        settings=settings,
+        lake=storage.lake,
+        artifacts=storage.artifacts,
+        lake_root=storage.lake_root,
+        env=env,
+    )
+    api = ApiStack(
+        app,
+        f"{p}-api",
+        settings=settings,
+        lake=storage.lake,
+        lake_root=storage.lake_root,
+        pipeline=pipeline.machines["pipeline"],
+        alarm_topic=pipeline.alarm_topic,
+        env=env,
+    )
+    for stack in (storage, analytics, pipeline, api):
+        cdk.Tags.of(stack).add("project", "candlelake")
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return {"storage": storage, "analytics": analytics, "pipeline": pipeline, "api": api}
+
+
+# CDK feature flags this app relies on (a `cdk init` project would list them in cdk.json).
+FEATURE_FLAGS = {
+    # access logs delivered under a bucket policy, not an ACL (the buckets enforce owner-only ACLs)
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # cross-stack references (bucket names, the state machine ARN) as CloudFormation exports that
+    # protect the producer: a stack whose outputs are in use cannot be deleted from under its readers
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
+}
+
+
+def create(context: dict[str, Any] | None = None, outdir: str | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]]:
+    app = cdk.App(context={**FEATURE_FLAGS, **(context or {})}, outdir=outdir)
+    keys = [k for k in InfraSettings.__dataclass_fields__ if app.node.try_get_context(k) is not None]
+    settings = InfraSettings.from_context({k: app.node.try_get_context(k) for k in keys})
+    account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
+    env = cdk.Environment(account=account, region=region) if account and region else None
+    return app, build(app, settings, env)
+
+
+def main() -> None:
+    app, _ = create()
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""What the Glue jobs and the Lambda run: deterministic zips of our sources and pinned modules.
+
+Zips are written with fixed timestamps and sorted entries so the asset hash changes only when a
+source file does (a redeploy with no change uploads nothing).
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+from infra.settings import REPO
+
+# Glue 5.1 ships pyspark, pandas, numpy, pyarrow and boto3; these are installed per job run from
+# PyPI at the versions requirements.lock pins (what the tests ran with).
+GLUE_MODULES_COMMON = ("great-expectations", "tenacity", "yfinance", "scipy", "delta-spark")
+GLUE_MODULES_ML = ("scikit-learn", "joblib", "skl2onnx", "onnx", "onnxruntime", "matplotlib", "torch", "lightning")
+ML_JOBS = ("train_models", "export_models")
+# CPU wheels of torch (the PyPI ones carry CUDA libraries, gigabytes Glue has no use for).
+TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+_FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def lock_pins(lock: Path = REPO / "requirements.lock") -> dict[str, str]:
+    pins = {}
+    for line in lock.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", line)
+        if match:
+            pins[match.group(1).lower()] = match.group(2)
+    return pins
+
+
+def glue_modules(job: str, pins: dict[str, str] | None = None) -> str:
+    pins = pins or lock_pins()
+    names = GLUE_MODULES_COMMON + (GLUE_MODULES_ML if job in ML_JOBS else ())
+    missing = [n for n in names if n not in pins]
+    if missing:
+        raise KeyError(f"requirements.lock pins no version for {missing}")
+    return ",".join(f"{n}=={pins[n]}" for n in names)
+
+
+def _add_tree(zf: zipfile.ZipFile, package: Path, arc_root: Path) -> None:
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        info = zipfile.ZipInfo(str(path.relative_to(arc_root)), date_time=_FIXED_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, path.read_bytes())
+
+
+def source_zip(target: Path, packages: tuple[str, ...]) -> Path:
+    """A zip of the named top-level packages (their .py files), for --extra-py-files."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w") as zf:
+        for name in packages:
+            _add_tree(zf, REPO / name, REPO)
+    return target
+
+
+def staged_package(target: Path, package: str) -> Path:
+    """A folder holding only `package`'s .py files (the Lambda code asset: no tests, no caches)."""
+    for path in sorted((REPO / package).rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        out = target / path.relative_to(REPO)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(path.read_bytes())
+    return target

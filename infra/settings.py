@@ -1,0 +1,51 @@
+"""Deployment settings, from CDK context (`cdk deploy -c key=value`, or `context` in tests).
+
+Defaults make a small, cheap deployment: G.1X workers ×2, one daily run, 1 GB Athena scan cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    prefix: str = "candlelake"
+    lake_prefix: str = "lake"  # the lake root is s3://<lake bucket>/<lake_prefix>
+    symbols: str = "^GSPC,^IXIC,MSFT"
+    glue_version: str = "5.1"
+    worker_type: str = "G.1X"
+    workers: int = 2
+    train_worker_type: str = "G.2X"  # the LSTM and forests want memory more than workers
+    train_workers: int = 2
+    job_timeout_minutes: int = 60
+    daily_schedule: str = "cron(30 22 ? * MON-FRI *)"  # after the US close, UTC
+    intraday_schedule: str = "cron(5 14-21 ? * MON-FRI *)"  # hourly during US trading hours, UTC
+    intraday_enabled: bool = True
+    athena_bytes_scanned_limit: int = 1_000_000_000  # per query: an accident costs cents, not dollars
+    api_memory_mb: int = 1024
+    api_layer_path: str = str(REPO / "build" / "lambda" / "layer")  # `make lambda-layer` builds it
+    old_runs_days: int = 90  # run histories, reports, Athena results expire after this many days
+    noncurrent_days: int = 30  # old object versions kept this long
+    alarm_email: str = ""
+
+    @classmethod
+    def from_context(cls, context: dict[str, Any] | None = None) -> InfraSettings:
+        context = context or {}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in context and context[f.name] is not None:
+                raw = context[f.name]
+                kind = type(f.default)
+                if kind is bool:
+                    values[f.name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+                else:
+                    values[f.name] = kind(raw)
+        unknown = set(context) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown context key(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        return cls(**values)

@@ -1,0 +1,1 @@
+"""One stack per concern; app.py wires them: storage → analytics, pipeline → api."""

@@ -1,0 +1,157 @@
+"""The prediction API: a python3.12 Lambda (serving/ + a layer of its pinned dependencies) behind a
+Function URL with IAM auth, read-only on the published models, allowed to start the pipeline.
+
+Auth: the Function URL uses AWS_IAM — callers sign requests with SigV4 (awscurl, boto3, an API
+client with AWS credentials) and need `lambda:InvokeFunctionUrl` on the function. See infra/README.md.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from infra import packaging
+from infra.settings import REPO, InfraSettings
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        settings: InfraSettings,
+        lake: s3.IBucket,
+        lake_root: str,
+        pipeline: sfn.IStateMachine,
+        alarm_topic: sns.ITopic,
+        **kwargs,  # noqa: ANN003
+    ) -> None:
+        super().__init__(scope, cid, **kwargs)
+        code_dir = packaging.staged_package(REPO / "build" / "infra" / "api-code", "serving")
+        log_group = logs.LogGroup(
+            self,
+            "ApiLogs",
+            log_group_name=f"/aws/lambda/{settings.prefix}-api",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "ApiRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="candlelake API: read published models, start/describe pipeline runs",
+        )
+        log_group.grant_write(role)
+        models_prefix = f"{settings.lake_prefix}/gold/models"
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[lake.arn_for_objects(f"{models_prefix}/*")])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[lake.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{models_prefix}/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[pipeline.state_machine_arn])
+        )
+        execution_arns = (
+            f"arn:{self.partition}:states:{self.region}:{self.account}:execution:{settings.prefix}-pipeline:*"
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[execution_arns]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+        )
+        layer = lambda_.LayerVersion(
+            self,
+            "ServingDependencies",
+            code=lambda_.Code.from_asset(settings.api_layer_path),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="serving/requirements.txt for python3.12 x86_64 (make lambda-layer)",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Api",
+            function_name=f"{settings.prefix}-api",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.X86_64,
+            handler="serving.app.handler",
+            code=lambda_.Code.from_asset(str(code_dir)),
+            layers=[layer],
+            role=role,
+            memory_size=settings.api_memory_mb,
+            timeout=Duration.seconds(15),
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                "CANDLELAKE_LAKE_ROOT": lake_root,
+                "CANDLELAKE_STATE_MACHINE_ARN": pipeline.state_machine_arn,
+                "CANDLELAKE_RELOAD_SECONDS": "60",
+                "CANDLELAKE_LOG_LEVEL": "INFO",
+            },
+            description="candlelake prediction API (FastAPI + Mangum)",
+        )
+        self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        CfnOutput(self, "ApiUrl", value=self.url.url, description="Function URL (IAM auth: sign with SigV4)")
+
+        for name, metric in (
+            ("errors", self.function.metric_errors(period=Duration.minutes(5))),
+            (
+                "url-5xx",
+                cloudwatch.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name="Url5xxCount",
+                    dimensions_map={"FunctionName": self.function.function_name},
+                    statistic="Sum",
+                    period=Duration.minutes(5),
+                ),
+            ),
+        ):
+            alarm = cloudwatch.Alarm(
+                self,
+                f"Api-{name}",
+                alarm_name=f"{settings.prefix}-api-{name}",
+                alarm_description=f"The prediction API answered with {name} in the last 5 minutes: read its logs.",
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Objects under <lake>/gold/models/ (one folder per published "
+                    "version), executions of the pipeline state machine (named per run), and X-Ray's APIs, which take "
+                    "no resource ARN.",
+                }
+            ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.function,
+            [
+                {
+                    "id": "AwsSolutions-L1",
+                    "reason": "python3.12 on purpose: the serving set is pinned and "
+                    "size-checked for it (numpy 1.26 has no wheels for newer Pythons); bump with "
+                    "serving/requirements.txt.",
+                }
+            ],
+        )

@@ -1,0 +1,261 @@
+"""Glue 5.1 jobs for every glue_jobs/ entry, the two state machines from step_functions/, schedules, alarms.
+
+Retries belong to the state machine (its Retry/Catch), so every job has MaxRetries 0. The ASL
+files are deployed as they are, with the job names and lake root substituted: the same files
+the local runner executes.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from infra import packaging
+from infra.settings import REPO, InfraSettings
+from step_functions import definitions
+
+DELTA_CONF = (
+    "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
+    " --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
+)
+GLUE_ENCRYPTION_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-GL1",
+        "reason": "Glue job logs hold row counts and job messages, no market data or "
+        "secrets; CloudWatch KMS encryption would need a customer key (cost, key policy) for no gain here. "
+        "S3 output is encrypted (SSE-S3 security configuration and bucket default).",
+    },
+    {
+        "id": "AwsSolutions-GL3",
+        "reason": "The jobs use no Glue bookmarks: the state machine and Delta MERGE make "
+        "reruns idempotent, so there is no bookmark data to encrypt.",
+    },
+]
+# What a `.sync` Glue task needs, and nothing else (Step Functions developer guide, "Glue").
+SYNC_ACTIONS = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        settings: InfraSettings,
+        lake: s3.IBucket,
+        artifacts: s3.IBucket,
+        lake_root: str,
+        **kwargs,  # noqa: ANN003
+    ) -> None:
+        super().__init__(scope, cid, **kwargs)
+        self.settings = settings
+        build = REPO / "build" / "infra"
+        libs = s3_assets.Asset(
+            self,
+            "GlueLibs",
+            path=str(packaging.source_zip(build / "candlelake-libs.zip", ("lakehouse", "glue_jobs", "serving"))),
+        )
+        self.glue_role = iam.Role(
+            self,
+            "GlueJobRole",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="candlelake Glue jobs: the lake, their scripts, their logs",
+        )
+        lake.grant_read_write(self.glue_role)
+        libs.grant_read(self.glue_role)
+        artifacts.grant_read_write(self.glue_role, "glue/*")
+        self.glue_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
+                resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws-glue/*"],
+            )
+        )
+        self.glue_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+            )
+        )
+        security = glue.CfnSecurityConfiguration(
+            self,
+            "GlueSecurity",
+            name=f"{settings.prefix}-glue",
+            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
+                s3_encryptions=[glue.CfnSecurityConfiguration.S3EncryptionProperty(s3_encryption_mode="SSE-S3")],
+                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
+                    cloud_watch_encryption_mode="DISABLED"
+                ),
+                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
+                    job_bookmarks_encryption_mode="DISABLED"
+                ),
+            ),
+        )
+        pins = packaging.lock_pins()
+        self.jobs: dict[str, glue.CfnJob] = {}
+        for placeholder, module in definitions.GLUE_JOBS.items():
+            script = s3_assets.Asset(self, f"Script-{module}", path=str(REPO / "glue_jobs" / f"{module}.py"))
+            script.grant_read(self.glue_role)
+            ml = module in packaging.ML_JOBS
+            arguments = {
+                "--job-language": "python",
+                "--datalake-formats": "delta",
+                "--conf": DELTA_CONF,
+                "--extra-py-files": libs.s3_object_url,
+                "--additional-python-modules": packaging.glue_modules(module, pins),
+                "--lake_root": lake_root,
+                "--enable-continuous-cloudwatch-log": "true",
+                "--enable-metrics": "true",
+                "--enable-observability-metrics": "true",
+                "--enable-spark-ui": "true",
+                "--spark-event-logs-path": f"s3://{artifacts.bucket_name}/glue/spark-logs/",
+                "--TempDir": f"s3://{artifacts.bucket_name}/glue/temp/",
+            }
+            if ml:
+                arguments["--python-modules-installer-option"] = packaging.TORCH_CPU_INDEX
+            job = glue.CfnJob(
+                self,
+                f"Job-{module}",
+                name=definitions.glue_job_name(placeholder, settings.prefix),
+                role=self.glue_role.role_arn,
+                glue_version=settings.glue_version,
+                command=glue.CfnJob.JobCommandProperty(
+                    name="glueetl", python_version="3", script_location=script.s3_object_url
+                ),
+                default_arguments=arguments,
+                max_retries=0,
+                worker_type=settings.train_worker_type if ml else settings.worker_type,
+                number_of_workers=settings.train_workers if ml else settings.workers,
+                timeout=settings.job_timeout_minutes,
+                execution_property=glue.CfnJob.ExecutionPropertyProperty(
+                    max_concurrent_runs=3 if module == "record_failure" else 1
+                ),
+                security_configuration=security.name,
+                description=f"candlelake glue_jobs/{module}.py",
+            )
+            job.node.add_dependency(security)
+            NagSuppressions.add_resource_suppressions(job, GLUE_ENCRYPTION_SUPPRESSIONS)
+            self.jobs[placeholder] = job
+        topic_key = kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns")
+        self.alarm_topic = sns.Topic(
+            self, "Alarms", display_name="candlelake alarms", enforce_ssl=True, master_key=topic_key
+        )
+        if settings.alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+
+        job_arns = [
+            f"arn:{self.partition}:glue:{self.region}:{self.account}:job/{job.name}" for job in self.jobs.values()
+        ]
+        substitutions = {p: definitions.glue_job_name(p, settings.prefix) for p in definitions.GLUE_JOBS}
+        substitutions["LakeRoot"] = lake_root
+        self.machines: dict[str, sfn.StateMachine] = {}
+        for key, path in (("pipeline", definitions.PIPELINE), ("intraday", definitions.INGEST_INTRADAY)):
+            log_group = logs.LogGroup(
+                self,
+                f"Logs-{key}",
+                log_group_name=f"/aws/vendedlogs/states/{settings.prefix}-{key}",
+                retention=logs.RetentionDays.THREE_MONTHS,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            machine = sfn.StateMachine(
+                self,
+                f"StateMachine-{key}",
+                state_machine_name=f"{settings.prefix}-{key}",
+                definition_body=sfn.DefinitionBody.from_string(definitions.render(path, substitutions)),
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+                tracing_enabled=True,
+                timeout=Duration.hours(6),
+            )
+            machine.add_to_role_policy(iam.PolicyStatement(actions=SYNC_ACTIONS, resources=job_arns))
+            for job in self.jobs.values():
+                machine.node.add_dependency(job)
+            NagSuppressions.add_resource_suppressions(
+                machine.role,
+                [
+                    {
+                        "id": "AwsSolutions-IAM5",
+                        "reason": "CloudWatch Logs delivery and X-Ray APIs take no resource "
+                        "ARN (AWS requires Resource '*' for logs:CreateLogDelivery & co. and xray:PutTraceSegments).",
+                        "applies_to": ["Resource::*"],
+                    }
+                ],
+                apply_to_children=True,
+            )
+            alarm = cloudwatch.Alarm(
+                self,
+                f"Failed-{key}",
+                alarm_name=f"{settings.prefix}-{key}-failed",
+                alarm_description=f"A {key} execution failed, timed out or was aborted: open it in the console.",
+                metric=cloudwatch.MathExpression(
+                    expression="failed + timedout + aborted",
+                    using_metrics={
+                        "failed": machine.metric_failed(),
+                        "timedout": machine.metric_timed_out(),
+                        "aborted": machine.metric_aborted(),
+                    },
+                    period=Duration.minutes(5),
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+            self.machines[key] = machine
+
+        base_input = {"lake_root": lake_root, "source": "yfinance", "symbols": settings.symbols}
+        events.Rule(
+            self,
+            "DailySchedule",
+            rule_name=f"{settings.prefix}-daily",
+            description="the daily pipeline: ingest → features → train → export",
+            schedule=events.Schedule.expression(settings.daily_schedule),
+            targets=[
+                targets.SfnStateMachine(
+                    self.machines["pipeline"],
+                    input=events.RuleTargetInput.from_object({**base_input, "intervals": "1d"}),
+                )
+            ],
+        )
+        events.Rule(
+            self,
+            "IntradaySchedule",
+            rule_name=f"{settings.prefix}-intraday",
+            description="hourly and 5-minute candles during US trading hours",
+            enabled=settings.intraday_enabled,
+            schedule=events.Schedule.expression(settings.intraday_schedule),
+            targets=[
+                targets.SfnStateMachine(
+                    self.machines["intraday"],
+                    input=events.RuleTargetInput.from_object({**base_input, "intervals": "1h,5m"}),
+                )
+            ],
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.glue_role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Object-level wildcards inside the lake bucket and the glue/ "
+                    "prefix of the artifacts bucket (the jobs write many table files), the asset objects CDK grants "
+                    "with s3:GetObject*/List*, /aws-glue/* log groups, and PutMetricData (no resource ARN; "
+                    "limited to the Glue namespace by a condition).",
+                }
+            ],
+            apply_to_children=True,
+        )

@@ -1,0 +1,330 @@
+"""The CDK app, offline: synthesized once, asserted per stack, linted (cfn-lint), scanned (cdk-nag).
+
+No AWS credentials are needed or used: the app synthesizes environment-agnostic templates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402
+
+from infra import packaging  # noqa: E402
+from infra.settings import InfraSettings  # noqa: E402
+from infra.stacks.analytics import GOLD_TABLES, QUERY_DIR  # noqa: E402
+from step_functions import definitions  # noqa: E402
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    from infra.app import create
+
+    layer = tmp_path_factory.mktemp("layer")
+    (layer / "python").mkdir()
+    (layer / "python" / "placeholder.txt").write_text("the real layer is built by `make lambda-layer`")
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app, stacks = create({"api_layer_path": str(layer), "alarm_email": "ops@example.com"}, outdir=str(outdir))
+    app.synth()
+    templates = {name: Template.from_stack(stack) for name, stack in stacks.items()}
+    return stacks, templates, outdir
+
+
+def _resources(template: Template, kind: str) -> dict:
+    return template.find_resources(kind)
+
+
+def _statements(template: Template) -> list[dict]:
+    out = []
+    for policy in _resources(template, "AWS::IAM::Policy").values():
+        out += policy["Properties"]["PolicyDocument"]["Statement"]
+    return out
+
+
+def _actions(statement: dict) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else actions
+
+
+def _resources_of(statement: dict) -> list:
+    res = statement.get("Resource", [])
+    return res if isinstance(res, list) else [res]
+
+
+# --- the whole app ------------------------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_reports_nothing_unsuppressed(synthesized):
+    stacks, _, _ = synthesized
+    for name, stack in stacks.items():
+        annotations = Annotations.from_stack(stack)
+        for finding in (
+            *annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*")),
+            *annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*")),
+        ):
+            pytest.fail(f"{name}: {finding.id}: {finding.entry.data}")
+
+
+def test_every_nag_suppression_says_why(synthesized):
+    _, templates, _ = synthesized
+    seen = 0
+    for template in templates.values():
+        for logical_id, resource in template.to_json()["Resources"].items():
+            for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+                seen += 1
+                assert len(rule.get("reason", "")) >= 40, f"{logical_id}: {rule}"
+    assert seen > 0
+
+
+def test_synthesized_templates_pass_cfn_lint(synthesized):
+    _, _, outdir = synthesized
+    templates = sorted(str(p) for p in Path(outdir).glob("*.template.json"))
+    assert len(templates) == 4
+    # W3005: CDK adds DependsOn on a role's default policy that a GetAtt already implies; harmless.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), *templates, "--ignore-checks", "W3005"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_iam_statement_allows_every_action_on_data(synthesized):
+    _, templates, _ = synthesized
+    for name, template in templates.items():
+        for statement in _statements(template):
+            if statement.get("Effect") != "Allow":
+                continue
+            for action in _actions(statement):
+                assert action != "*" and not action.endswith(":*"), f"{name}: {statement}"
+            if "*" in _resources_of(statement):
+                data = [a for a in _actions(statement) if a.split(":")[0] in ("s3", "glue", "states", "athena")]
+                assert not data, f"{name}: data actions on Resource '*': {statement}"
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+def test_buckets_are_private_encrypted_tls_only_versioned(synthesized):
+    _, templates, _ = synthesized
+    storage = templates["storage"]
+    buckets = _resources(storage, "AWS::S3::Bucket")
+    assert len(buckets) == 2
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        assert sse["SSEAlgorithm"] == "AES256"
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["LifecycleConfiguration"]["Rules"]
+        assert bucket["DeletionPolicy"] == "Retain"
+    policies = _resources(storage, "AWS::S3::BucketPolicy")
+    tls = [
+        s
+        for p in policies.values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} and s["Effect"] == "Deny"
+    ]
+    assert len(tls) == 2
+    lake = next(b for b in buckets.values() if "LoggingConfiguration" in b["Properties"])
+    rules = {r["Id"]: r for r in lake["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-old-runs"]["Prefix"] == "lake/runs/" and rules["expire-old-runs"]["ExpirationInDays"] == 90
+    assert "ExpirationInDays" not in rules["noncurrent-versions"]  # table data is never expired by lifecycle
+
+
+# --- analytics ----------------------------------------------------------------------------------
+
+
+def test_gold_tables_are_registered_as_delta_without_columns(synthesized):
+    _, templates, _ = synthesized
+    analytics = templates["analytics"]
+    analytics.has_resource_properties("AWS::Glue::Database", {"DatabaseInput": {"Name": "candlelake"}})
+    tables = _resources(analytics, "AWS::Glue::Table")
+    assert {t["Properties"]["TableInput"]["Name"] for t in tables.values()} == set(GOLD_TABLES)
+    for table in tables.values():
+        table_input = table["Properties"]["TableInput"]
+        assert table_input["Parameters"]["table_type"] == "DELTA"
+        assert "Columns" not in table_input["StorageDescriptor"]  # the schema comes from the Delta log
+        location = json.dumps(table_input["StorageDescriptor"]["Location"])
+        assert f"/lake/{GOLD_TABLES[table_input['Name']]}/" in location
+
+
+def test_infra_registers_every_gold_table_the_lake_has():
+    from lakehouse import tables
+    from lakehouse.config import SUPPORTED_INTERVALS
+
+    gold = {t.name for t in vars(tables).values() if isinstance(t, tables.Table) and t.zone == "gold"}
+    gold |= {tables.gold_features(i).name for i in SUPPORTED_INTERVALS}
+    assert gold == set(GOLD_TABLES.values())
+
+
+def test_athena_workgroup_engine_v3_result_location_and_scan_cap(synthesized):
+    _, templates, _ = synthesized
+    config = next(iter(_resources(templates["analytics"], "AWS::Athena::WorkGroup").values()))["Properties"]
+    wg = config["WorkGroupConfiguration"]
+    assert wg["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
+    assert wg["BytesScannedCutoffPerQuery"] == InfraSettings().athena_bytes_scanned_limit
+    assert wg["EnforceWorkGroupConfiguration"] is True
+    assert "athena-results/" in json.dumps(wg["ResultConfiguration"]["OutputLocation"])
+
+
+def test_each_sql_file_is_a_named_query(synthesized):
+    _, templates, _ = synthesized
+    queries = {
+        q["Properties"]["Name"]: q["Properties"]
+        for q in _resources(templates["analytics"], "AWS::Athena::NamedQuery").values()
+    }
+    files = {p.stem: p for p in QUERY_DIR.glob("*.sql")}
+    assert set(queries) == set(files) and len(files) >= 4
+    for name, props in queries.items():
+        assert props["QueryString"] == files[name].read_text().strip().rstrip(";")
+        assert props["Database"] == "candlelake" and props["Description"]
+
+
+# --- pipeline -----------------------------------------------------------------------------------
+
+
+def test_a_glue_5_1_job_for_every_entry_script(synthesized):
+    _, templates, _ = synthesized
+    jobs = {
+        j["Properties"]["Name"]: j["Properties"] for j in _resources(templates["pipeline"], "AWS::Glue::Job").values()
+    }
+    expected = {definitions.glue_job_name(p): m for p, m in definitions.GLUE_JOBS.items()}
+    assert set(jobs) == set(expected)
+    scripts = {p.stem for p in (REPO / "glue_jobs").glob("*.py") if not p.stem.startswith("_")}
+    assert set(expected.values()) == scripts  # every entry script is deployed
+    pins = packaging.lock_pins()
+    for name, job in jobs.items():
+        args = job["DefaultArguments"]
+        assert job["GlueVersion"] == "5.1" and job["MaxRetries"] == 0 and job["Command"]["Name"] == "glueetl"
+        assert args["--datalake-formats"] == "delta"
+        assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args["--conf"]
+        assert "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog" in args["--conf"]
+        assert args["--extra-py-files"] and job["SecurityConfiguration"]
+        modules = args["--additional-python-modules"].split(",")
+        assert all("==" in m for m in modules)
+        assert f"great-expectations=={pins['great-expectations']}" in modules
+        ml = expected[name] in packaging.ML_JOBS
+        assert (f"torch=={pins['torch']}" in modules) == ml
+        assert job["WorkerType"] == ("G.2X" if ml else "G.1X") and job["NumberOfWorkers"] == 2
+
+
+def test_the_glue_library_zip_holds_our_packages_and_is_reproducible(tmp_path):
+    a = packaging.source_zip(tmp_path / "a.zip", ("lakehouse", "glue_jobs", "serving"))
+    b = packaging.source_zip(tmp_path / "b.zip", ("lakehouse", "glue_jobs", "serving"))
+    assert a.read_bytes() == b.read_bytes()
+    names = zipfile.ZipFile(a).namelist()
+    assert "lakehouse/ml/export.py" in names and "glue_jobs/_entry.py" in names and "serving/contract.py" in names
+    assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
+
+
+def _definition(machine: dict) -> dict:
+    """The DefinitionString with CloudFormation tokens (the lake bucket's name) replaced by a marker."""
+    body = machine["Properties"]["DefinitionString"]
+    if isinstance(body, dict):
+        body = "".join(p if isinstance(p, str) else "TOKEN" for p in body["Fn::Join"][1])
+    return json.loads(body)
+
+
+def test_state_machines_are_the_asl_files_with_job_names_substituted(synthesized):
+    _, templates, _ = synthesized
+    machines = {
+        m["Properties"]["StateMachineName"]: m
+        for m in _resources(templates["pipeline"], "AWS::StepFunctions::StateMachine").values()
+    }
+    assert set(machines) == {"candlelake-pipeline", "candlelake-intraday"}
+    for name, path in (
+        ("candlelake-pipeline", definitions.PIPELINE),
+        ("candlelake-intraday", definitions.INGEST_INTRADAY),
+    ):
+        deployed = _definition(machines[name])
+        subs = {p: definitions.glue_job_name(p) for p in definitions.GLUE_JOBS} | {"LakeRoot": "s3://TOKEN/lake"}
+        assert deployed == definitions.load(path, subs)
+        props = machines[name]["Properties"]
+        assert props["LoggingConfiguration"]["Level"] == "ALL"
+        assert props["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_state_machine_roles_hold_exactly_the_glue_sync_permissions(synthesized):
+    _, templates, _ = synthesized
+    glue_statements = [s for s in _statements(templates["pipeline"]) if any(a.startswith("glue:") for a in _actions(s))]
+    assert len(glue_statements) == 2  # one per state machine
+    for statement in glue_statements:
+        assert sorted(_actions(statement)) == sorted(
+            ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
+        )
+        resources = json.dumps(_resources_of(statement))
+        assert resources.count(":job/candlelake-") == len(definitions.GLUE_JOBS) and '"*"' not in resources
+
+
+def test_schedules_and_failure_alarms(synthesized):
+    _, templates, _ = synthesized
+    pipeline = templates["pipeline"]
+    rules = {r["Properties"]["Name"]: r["Properties"] for r in _resources(pipeline, "AWS::Events::Rule").values()}
+    assert rules["candlelake-daily"]["ScheduleExpression"] == InfraSettings().daily_schedule
+    assert rules["candlelake-intraday"]["ScheduleExpression"].startswith("cron(")
+    daily_input = json.loads(json.dumps(rules["candlelake-daily"]["Targets"][0]["Input"]))
+    assert "yfinance" in json.dumps(daily_input)
+    alarms = {a["Properties"]["AlarmName"] for a in _resources(pipeline, "AWS::CloudWatch::Alarm").values()}
+    assert {"candlelake-pipeline-failed", "candlelake-intraday-failed"} <= alarms
+    pipeline.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
+
+
+# --- api ----------------------------------------------------------------------------------------
+
+
+def test_the_api_lambda_serves_the_lake_behind_an_iam_function_url(synthesized):
+    _, templates, _ = synthesized
+    api = templates["api"]
+    fn = next(
+        f["Properties"]
+        for f in _resources(api, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "serving.app.handler"
+    )
+    assert fn["Runtime"] == "python3.12" and fn["TracingConfig"] == {"Mode": "Active"}
+    env = fn["Environment"]["Variables"]
+    assert "CANDLELAKE_STATE_MACHINE_ARN" in env and "/lake" in json.dumps(env["CANDLELAKE_LAKE_ROOT"])
+    api.has_resource_properties("AWS::Lambda::Url", {"AuthType": "AWS_IAM"})
+    api.has_resource_properties("AWS::Lambda::LayerVersion", {"CompatibleRuntimes": ["python3.12"]})
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in _resources(api, "AWS::CloudWatch::Alarm").values()}
+    assert alarms["candlelake-api-url-5xx"]["MetricName"] == "Url5xxCount"
+    assert alarms["candlelake-api-errors"]["MetricName"] == "Errors"
+
+
+def test_the_api_can_read_published_models_and_start_runs_and_nothing_more(synthesized):
+    _, templates, _ = synthesized
+    statements = _statements(templates["api"])
+    actions = {a for s in statements for a in _actions(s)}
+    assert {"s3:GetObject", "s3:ListBucket", "states:StartExecution", "states:DescribeExecution"} <= actions
+    assert not {a for a in actions if a.startswith("s3:") and a not in ("s3:GetObject", "s3:ListBucket")}
+    get = next(s for s in statements if _actions(s) == ["s3:GetObject"])
+    assert "/lake/gold/models/*" in json.dumps(get["Resource"])
+
+
+def test_the_api_code_asset_is_the_serving_package_only(synthesized):
+    _, _, outdir = synthesized
+    code = REPO / "build" / "infra" / "api-code"
+    assert (code / "serving" / "app.py").is_file() and not (code / "lakehouse").exists()
+    assert not list(code.rglob("*.txt"))
+
+
+def test_unknown_context_keys_are_refused():
+    with pytest.raises(ValueError, match="unknown context key"):
+        InfraSettings.from_context({"worker_typo": "G.1X"})
+    assert InfraSettings.from_context({"workers": "5", "intraday_enabled": "false"}).workers == 5
