@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lakehouse.ml import metrics
-from lakehouse.ml.export import beats_baseline, choose, signal
+from lakehouse.ml.export import beats_baseline, choose, scored_rows, signal
 from lakehouse.ml.lstm import make_windows
 from lakehouse.ml.splits import validation_split, walk_forward
 
@@ -127,3 +127,19 @@ def test_a_model_worse_than_its_baseline_is_chosen_but_not_promoted():
 
 def test_signal_thresholds():
     assert [signal(p) for p in (0.7, 0.55, 0.5, 0.45, 0.1)] == ["buy", "buy", "hold", "sell", "sell"]
+
+
+def test_export_scores_the_holdout_block_and_every_symbols_newest_bar():
+    ts = pd.date_range("2017-01-02", periods=6, freq="D", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "symbol": ["OLD"] * 3 + ["NEW"] * 6,
+            "ts": list(ts[:3]) + list(ts),  # OLD's history ends before the holdout block starts
+        }
+    )
+    rows = scored_rows(frame, ts[4])
+    assert frame.iloc[rows][["symbol", "ts"]].values.tolist() == [
+        ["OLD", ts[2]],
+        ["NEW", ts[4]],
+        ["NEW", ts[5]],
+    ]

@@ -299,6 +299,14 @@ def _python(value: Any) -> Any:
     return value
 
 
+def scored_rows(frame: pd.DataFrame, holdout_start: pd.Timestamp) -> np.ndarray:
+    """Positions of the rows export scores: the holdout block, plus every symbol's newest bar even
+    when that symbol's history ends before the block (MSFT in the bundled data ends in 2017)."""
+    in_block = (frame["ts"] >= holdout_start).to_numpy()
+    newest = (frame["ts"] == frame.groupby("symbol")["ts"].transform("max")).to_numpy()
+    return np.flatnonzero(in_block | newest)
+
+
 def _write_predictions(spark, root: str, data: TrainingData, manifest: dict, models: dict, now: datetime):  # noqa: ANN001, ANN202
     """Score the holdout block and each symbol's newest bar with the published models; MERGE on
     (model_version, symbol, ts) so exporting the same version again rewrites, not duplicates."""
@@ -310,7 +318,7 @@ def _write_predictions(spark, root: str, data: TrainingData, manifest: dict, mod
     frame = data.frame
     docs = manifest["models"]
     holdout_start = pd.Timestamp(docs[DIRECTION]["holdout_block"]["test_start"], tz="UTC")
-    rows = np.flatnonzero((frame["ts"] >= holdout_start).to_numpy())
+    rows = scored_rows(frame, holdout_start)
     preds = {}
     for task, model in models.items():
         algorithm = docs[task]["algorithm"]
