@@ -122,8 +122,10 @@ def test_read_strips_trailing_semicolons(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", nq.names())
 @pytest.mark.parametrize("dialect", ["trino", "spark"])
 def test_query_parses_in_both_dialects(name, dialect):
-    sqlglot = pytest.importorskip("sqlglot")
-    statements = sqlglot.parse(nq.read(name), read=dialect)
+    import sqlglot
+    from sqlglot.errors import ErrorLevel
+
+    statements = sqlglot.parse(nq.read(name), read=dialect, error_level=ErrorLevel.RAISE)
     assert len([s for s in statements if s is not None]) == 1
 
 
