@@ -1,8 +1,9 @@
 """Every error is JSON `{"error": {"code", "message", "request_id"}}` with a 4xx/5xx status.
 
 FastAPI's default 422 body echoes the client's input back and its 404/405 bodies are
-`{"detail": …}`; both are replaced here. An unexpected exception is logged with its traceback
-and answered with a 500 that carries only the request id, never the traceback.
+`{"detail": …}`; both are replaced here. An unexpected exception is caught by the request
+middleware (app.RequestContext), logged with its traceback and answered with a 500 that carries
+only the request id, never the traceback.
 """
 
 from __future__ import annotations
@@ -61,8 +62,3 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), message)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"event": "unhandled", "path": request.url.path})
-        return error_response(500, "internal_error", "internal error; quote the request_id when reporting it")

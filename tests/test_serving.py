@@ -198,6 +198,21 @@ def test_malformed_json_unknown_routes_and_methods_are_json_errors(client):
     _assert_error(client.delete("/predict/SYN0001"), 405, "method_not_allowed")
 
 
+def test_an_unexpected_error_is_a_json_500_without_a_traceback(api_lake, capsys):
+    client = _client(api_lake)
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    client.app.add_api_route("/boom", boom)
+    error = _assert_error(client.get("/boom"), 500, "internal_error")
+    assert "secret internals" not in json.dumps(error)
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    unhandled = [r for r in logged if r.get("event") == "unhandled"]
+    assert unhandled and "secret internals" in unhandled[0]["exception"]  # the log has it, the client not
+    assert unhandled[0]["request_id"] == error["request_id"]
+
+
 def test_validation_errors_do_not_echo_the_input(client):
     secret = "x" * 30 + "TOPSECRET"
     error = _assert_error(client.post("/predict", json={"symbol": secret}), 422, "invalid_request")
