@@ -2,7 +2,8 @@
 -- Answers "which models beat their baseline, by how much, and which one is promoted?".
 -- Every key metric is lower-is-better (brier for task direction, mase for task return; see
 -- lakehouse/ml/evaluate.py KEY_METRIC), so improvement = baseline_value - key_value (> 0 is better)
--- and rank_in_task 1 is the best model of its version and task.
+-- and rank_in_task 1 is the best model of its version and task. beats_baseline is computed here
+-- from the two numbers (as export decides promotion), not read from the registry's flag.
 -- Portable SQL: runs unchanged on Athena (Trino, engine v3) and Spark SQL 3.5.
 SELECT
     model_version,
@@ -15,7 +16,7 @@ SELECT
     CASE
         WHEN baseline_value <> 0 THEN (baseline_value - key_value) / baseline_value
     END AS improvement_ratio,
-    beats_baseline,
+    COALESCE(key_value < baseline_value, false) AS beats_baseline,
     promoted,
     row_number() OVER (PARTITION BY model_version, task ORDER BY key_value ASC NULLS LAST, algorithm) AS rank_in_task,
     trained_at
