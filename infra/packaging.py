@@ -7,6 +7,7 @@ source file does (a redeploy with no change uploads nothing).
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def source_zip(target: Path, packages: tuple[str, ...]) -> Path:
 
 
 def staged_package(target: Path, package: str) -> Path:
-    """A folder holding only `package`'s .py files (the Lambda code asset: no tests, no caches)."""
+    """A folder holding only `package`'s .py files (the Lambda code asset: no tests, no caches),
+    rebuilt from scratch so a module deleted from the repository is not deployed."""
+    shutil.rmtree(target, ignore_errors=True)
     for path in sorted((REPO / package).rglob("*.py")):
         if "__pycache__" in path.parts:
             continue
