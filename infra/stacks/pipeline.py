@@ -219,33 +219,42 @@ class PipelineStack(Stack):
             self.machines[key] = machine
 
         base_input = {"lake_root": lake_root, "source": "yfinance", "symbols": settings.symbols}
-        events.Rule(
-            self,
-            "DailySchedule",
-            rule_name=f"{settings.prefix}-daily",
-            description="the daily pipeline: ingest → features → train → export",
-            schedule=events.Schedule.expression(settings.daily_schedule),
-            targets=[
-                targets.SfnStateMachine(
-                    self.machines["pipeline"],
-                    input=events.RuleTargetInput.from_object({**base_input, "intervals": "1d"}),
-                )
-            ],
+        schedules = (
+            # construct id, machine, rule suffix, schedule, intervals, enabled, description
+            (
+                "DailySchedule",
+                "pipeline",
+                "daily",
+                settings.daily_schedule,
+                "1d",
+                True,
+                "the daily pipeline: ingest → features → train → export",
+            ),
+            (
+                "IntradaySchedule",
+                "intraday",
+                "intraday",
+                settings.intraday_schedule,
+                "1h,5m",
+                settings.intraday_enabled,
+                "hourly and 5-minute candles during US trading hours",
+            ),
         )
-        events.Rule(
-            self,
-            "IntradaySchedule",
-            rule_name=f"{settings.prefix}-intraday",
-            description="hourly and 5-minute candles during US trading hours",
-            enabled=settings.intraday_enabled,
-            schedule=events.Schedule.expression(settings.intraday_schedule),
-            targets=[
-                targets.SfnStateMachine(
-                    self.machines["intraday"],
-                    input=events.RuleTargetInput.from_object({**base_input, "intervals": "1h,5m"}),
-                )
-            ],
-        )
+        for cid, machine_key, suffix, expression, intervals, enabled, description in schedules:
+            events.Rule(
+                self,
+                cid,
+                rule_name=f"{settings.prefix}-{suffix}",
+                description=description,
+                enabled=enabled,
+                schedule=events.Schedule.expression(expression),
+                targets=[
+                    targets.SfnStateMachine(
+                        self.machines[machine_key],
+                        input=events.RuleTargetInput.from_object({**base_input, "intervals": intervals}),
+                    )
+                ],
+            )
         NagSuppressions.add_resource_suppressions(
             self.glue_role,
             [
