@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from serving.api_error import ApiError
 from serving.contract import (
     FEATURES,
     LATEST,
@@ -39,11 +40,14 @@ log = logging.getLogger("candlelake.serving")
 TASKS = ("direction", "return")
 
 
-class ArtifactError(Exception):
-    """Why a version cannot be served; `status` and `code` become the API's error response."""
+class ArtifactError(ApiError):
+    """Why a version cannot be served; the subclass fixes the status and code."""
 
     status = 503
     code = "artifact_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.status, self.code, message)
 
 
 class NoModel(ArtifactError):

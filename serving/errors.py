@@ -8,25 +8,15 @@ only the request id, never the traceback.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.artifacts import ArtifactError
+from serving.api_error import ApiError
 from serving.logs import request_id
-from serving.pipeline_runs import RunError
 
-log = logging.getLogger("candlelake.serving")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None) -> JSONResponse:
@@ -37,16 +27,8 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
+    @app.exception_handler(ApiError)  # artifact and pipeline-run errors are ApiErrors too
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(ArtifactError)
-    async def _artifact(_: Request, exc: ArtifactError) -> JSONResponse:
-        return error_response(exc.status, exc.code, str(exc))
-
-    @app.exception_handler(RunError)
-    async def _run(_: Request, exc: RunError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)

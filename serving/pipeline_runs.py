@@ -19,14 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serving.api_error import ApiError
+
 RUNS_DIR = "runs"
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
-class RunError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class RunError(ApiError):
+    """A pipeline run cannot be started or found."""
 
 
 def new_run_id() -> str:
