@@ -1,16 +1,19 @@
 """A small synthetic lake trained and exported once per test session (≈ 1.5–2.5 min on 2 cores).
 
-The ML pipeline tests use the lake itself (and change it: they re-export, corrupt artifacts);
-the API tests use `pristine_models`, a copy of `gold/models` taken right after the first export,
-so their outcome does not depend on which test module ran first.
+The published lake is read-only for every test: a test that changes a lake (re-exports, corrupts
+artifacts, edits the registry) works on `copy_lake(...)`, and the API tests use `pristine_models`,
+a copy of `gold/models` taken right after the first export. So no test's outcome depends on which
+test module ran before it (`pytest -p randomly` checks that).
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pandas as pd
 
 from lakehouse.config import LakeConfig
 from lakehouse.job_summary import JobSummary
@@ -28,14 +31,29 @@ class PublishedLake:
     version: str
     export: JobSummary
     pristine_models: Path  # gold/models as the first export left it
+    # gold/predictions of `version` as the batch export wrote them (native models on the training
+    # frame): the API's independent oracle. Columns as in tables.PREDICTIONS_SCHEMA.
+    predictions: pd.DataFrame
+
+
+def copy_lake(published: PublishedLake, folder: Path) -> LakeConfig:
+    """A private copy of the whole published lake (Delta logs use relative paths, so a copied
+    table is a table); the registry's artifact URIs still name the original, read-only files."""
+    root = folder / "lake"
+    shutil.copytree(published.cfg.resolved_root, root)
+    return replace(published.cfg, lake_root=str(root))
 
 
 def build(spark, folder: Path) -> PublishedLake:  # noqa: ANN001
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
     from lakehouse.gold_build import run_build_features
     from lakehouse.ingest import run_ingest
     from lakehouse.ml.export import run_export
     from lakehouse.ml.train import run_train
     from lakehouse.silver_build import run_build_silver
+    from lakehouse.tables import GOLD_PREDICTIONS
 
     root = str(folder / "lake")
     cfg = LakeConfig(lake_root=root, source="synthetic", symbols=(), synthetic_symbols=3, synthetic_bars=700)
@@ -46,4 +64,8 @@ def build(spark, folder: Path) -> PublishedLake:  # noqa: ANN001
     export = run_export(spark, cfg, run_id="r1", now=T0, **QUIET)
     pristine = folder / "pristine_models"
     shutil.copytree(Path(root) / "gold" / "models", pristine)
-    return PublishedLake(cfg, summary.details["model_version"], export, pristine)
+    version = summary.details["model_version"]
+    predictions = (
+        delta_io.read(spark, GOLD_PREDICTIONS, cfg.resolved_root).where(F.col("model_version") == version).toPandas()
+    )
+    return PublishedLake(cfg, version, export, pristine, predictions)
