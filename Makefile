@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
+.PHONY: help setup run test test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-pooling: setup ## pooled vs per-symbol models on the training folds (after
 test: setup validate-asl serving-size ## lint, ASL validation, serving size check + the whole test suite (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-random: setup ## the pytest suite in a shuffled order (pytest-randomly; PYTEST_ARGS="--randomly-seed=N" replays one order)
+	$(PY) -m pytest -p randomly $(PYTEST_ARGS)
 
 lint: setup ## ruff lint + format check
 	$(VENV)/bin/ruff check .
