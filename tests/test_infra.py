@@ -26,6 +26,16 @@ from step_functions import definitions  # noqa: E402
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
+# The deployed Glue job names, written out: what the ASL placeholders must become on AWS.
+JOB_NAMES = {
+    "IngestJobName": "candlelake-ingest-candles",
+    "BuildSilverJobName": "candlelake-build-silver",
+    "BuildFeaturesJobName": "candlelake-build-features",
+    "TrainJobName": "candlelake-train-models",
+    "ExportJobName": "candlelake-export-models",
+    "RecordFailureJobName": "candlelake-record-failure",
+}
+
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
@@ -205,7 +215,7 @@ def test_a_glue_5_1_job_for_every_entry_script(synthesized):
     jobs = {
         j["Properties"]["Name"]: j["Properties"] for j in _resources(templates["pipeline"], "AWS::Glue::Job").values()
     }
-    expected = {definitions.glue_job_name(p): m for p, m in definitions.GLUE_JOBS.items()}
+    expected = {JOB_NAMES[p]: m for p, m in definitions.GLUE_JOBS.items()}
     assert set(jobs) == set(expected)
     scripts = {p.stem for p in (REPO / "glue_jobs").glob("*.py") if not p.stem.startswith("_")}
     assert set(expected.values()) == scripts  # every entry script is deployed
@@ -234,12 +244,34 @@ def test_the_glue_library_zip_holds_our_packages_and_is_reproducible(tmp_path):
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
 
 
-def _definition(machine: dict) -> dict:
-    """The DefinitionString with CloudFormation tokens (the lake bucket's name) replaced by a marker."""
-    body = machine["Properties"]["DefinitionString"]
-    if isinstance(body, dict):
-        body = "".join(p if isinstance(p, str) else "TOKEN" for p in body["Fn::Join"][1])
-    return json.loads(body)
+def _joined(value: str | dict) -> str:
+    """A CloudFormation string with its tokens (the lake bucket's name: an import) replaced by TOKEN."""
+    if isinstance(value, str):
+        return value
+    parts = value["Fn::Join"][1]
+    for part in parts:
+        if not isinstance(part, str):
+            assert "Fn::ImportValue" in part and "Lake" in json.dumps(part), part
+    return "".join(p if isinstance(p, str) else "TOKEN" for p in parts)
+
+
+def _substituted(node: object, values: dict[str, str]) -> object:
+    """The ASL document with each string that is exactly `${Name}` replaced by values[Name]."""
+    if isinstance(node, dict):
+        return {k: _substituted(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substituted(v, values) for v in node]
+    if isinstance(node, str) and node.startswith("${") and node.endswith("}"):
+        return values[node[2:-1]]
+    return node
+
+
+def _job_names(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [n for k, v in node.items() for n in ([v] if k == "JobName" else _job_names(v))]
+    if isinstance(node, list):
+        return [n for v in node for n in _job_names(v)]
+    return []
 
 
 def test_state_machines_are_the_asl_files_with_job_names_substituted(synthesized):
@@ -249,13 +281,23 @@ def test_state_machines_are_the_asl_files_with_job_names_substituted(synthesized
         for m in _resources(templates["pipeline"], "AWS::StepFunctions::StateMachine").values()
     }
     assert set(machines) == {"candlelake-pipeline", "candlelake-intraday"}
-    for name, path in (
-        ("candlelake-pipeline", definitions.PIPELINE),
-        ("candlelake-intraday", definitions.INGEST_INTRADAY),
+    values = JOB_NAMES | {"LakeRoot": "s3://TOKEN/lake"}
+    for name, file, jobs in (
+        ("candlelake-pipeline", "pipeline.asl.json", set(JOB_NAMES.values())),
+        (
+            "candlelake-intraday",
+            "ingest_intraday.asl.json",
+            {"candlelake-ingest-candles", "candlelake-build-silver", "candlelake-record-failure"},
+        ),
     ):
-        deployed = _definition(machines[name])
-        subs = {p: definitions.glue_job_name(p) for p in definitions.GLUE_JOBS} | {"LakeRoot": "s3://TOKEN/lake"}
-        assert deployed == definitions.load(path, subs)
+        text = _joined(machines[name]["Properties"]["DefinitionString"])
+        assert "${" not in text, f"{name}: a placeholder was deployed unsubstituted"
+        deployed = json.loads(text)
+        with open(REPO / "step_functions" / file, encoding="utf-8") as f:
+            asl = json.load(f)
+        assert deployed == _substituted(asl, values)
+        assert set(_job_names(deployed)) == jobs
+        assert deployed["States"]["Defaults"]["Result"]["lake_root"] == "s3://TOKEN/lake"
         props = machines[name]["Properties"]
         assert props["LoggingConfiguration"]["Level"] == "ALL"
         assert props["TracingConfiguration"] == {"Enabled": True}
@@ -270,7 +312,8 @@ def test_state_machine_roles_hold_exactly_the_glue_sync_permissions(synthesized)
             ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
         )
         resources = json.dumps(_resources_of(statement))
-        assert resources.count(":job/candlelake-") == len(definitions.GLUE_JOBS) and '"*"' not in resources
+        assert resources.count(":job/candlelake-") == len(JOB_NAMES) and '"*"' not in resources
+        assert all(f":job/{job}" in resources for job in JOB_NAMES.values())
 
 
 def test_schedules_and_failure_alarms(synthesized):
@@ -279,8 +322,20 @@ def test_schedules_and_failure_alarms(synthesized):
     rules = {r["Properties"]["Name"]: r["Properties"] for r in _resources(pipeline, "AWS::Events::Rule").values()}
     assert rules["candlelake-daily"]["ScheduleExpression"] == InfraSettings().daily_schedule
     assert rules["candlelake-intraday"]["ScheduleExpression"].startswith("cron(")
-    daily_input = json.loads(json.dumps(rules["candlelake-daily"]["Targets"][0]["Input"]))
-    assert "yfinance" in json.dumps(daily_input)
+    for rule, intervals in (("candlelake-daily", "1d"), ("candlelake-intraday", "1h,5m")):
+        (target,) = rules[rule]["Targets"]
+        assert json.loads(_joined(target["Input"])) == {
+            "lake_root": "s3://TOKEN/lake",
+            "source": "yfinance",
+            "symbols": "^GSPC,^IXIC,MSFT",
+            "intervals": intervals,
+        }
+    machine_ids = {
+        m["Properties"]["StateMachineName"]: logical_id
+        for logical_id, m in _resources(pipeline, "AWS::StepFunctions::StateMachine").items()
+    }
+    assert rules["candlelake-daily"]["Targets"][0]["Arn"] == {"Ref": machine_ids["candlelake-pipeline"]}
+    assert rules["candlelake-intraday"]["Targets"][0]["Arn"] == {"Ref": machine_ids["candlelake-intraday"]}
     alarms = {a["Properties"]["AlarmName"] for a in _resources(pipeline, "AWS::CloudWatch::Alarm").values()}
     assert {"candlelake-pipeline-failed", "candlelake-intraday-failed"} <= alarms
     pipeline.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
