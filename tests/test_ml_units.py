@@ -81,32 +81,141 @@ def test_wilson_interval_matches_the_textbook_value():
 
 
 def test_direction_metrics_against_hand_computed_values():
-    y = np.array([1, 0, 1, 1])
-    model, base = metrics.direction_metrics(y, np.array([0.9, 0.2, 0.6, 0.4]), train_base_rate=0.5)
-    assert model["accuracy"] == 0.75
-    assert model["brier"] == pytest.approx((0.01 + 0.04 + 0.16 + 0.36) / 4)
-    assert base["brier"] == pytest.approx(0.25) and base["accuracy"] == 0.75  # always-up
-    assert model["brier_skill"] == pytest.approx(1 - model["brier"] / 0.25)
-    assert model["roc_auc"] == pytest.approx(1.0)
+    y = np.array([1, 0, 1, 1, 0])
+    p = np.array([0.9, 0.7, 0.6, 0.4, 0.2])
+    model, base = metrics.direction_metrics(y, p, train_base_rate=0.6)
+    # Calls (p > 0.5): 1 1 1 0 0 against 1 0 1 1 0 → right, wrong, right, wrong, right.
+    assert model["accuracy"] == pytest.approx(3 / 5)
+    # Wilson 95% interval of 3 of 5 (z = 1.96): centre (0.6 + z²/10) / (1 + z²/5) = 0.5566, half-width
+    # z·√(0.24/5 + z²/100) / (1 + z²/5) = 0.3258.
+    assert model["accuracy_ci_low"] == pytest.approx(0.2307, abs=1e-4)
+    assert model["accuracy_ci_high"] == pytest.approx(0.8824, abs=1e-4)
+    # Squared errors 0.1², 0.7², 0.4², 0.6², 0.2² = 0.01 + 0.49 + 0.16 + 0.36 + 0.04 = 1.06.
+    assert model["brier"] == pytest.approx(1.06 / 5)
+    # Probability given to what happened: 0.9, 0.3, 0.6, 0.4, 0.8.
+    assert model["log_loss"] == pytest.approx(
+        -(math.log(0.9) + math.log(0.3) + math.log(0.6) + math.log(0.4) + math.log(0.8)) / 5
+    )
+    assert model["log_loss"] == pytest.approx(0.59192, abs=1e-5)
+    # Positives score 0.9, 0.6, 0.4; negatives 0.7, 0.2: 4 of the 6 (positive, negative) pairs ordered right.
+    assert model["roc_auc"] == pytest.approx(4 / 6)
+    # Base rate 0.6 of the training fold: (0.4² × 3 + 0.6² × 2) / 5 = (0.48 + 0.72) / 5 = 0.24.
+    assert base["brier"] == pytest.approx(0.24)
+    assert model["brier_skill"] == pytest.approx(1 - 0.212 / 0.24)  # 0.1167
+    assert base["log_loss"] == pytest.approx(-(3 * math.log(0.6) + 2 * math.log(0.4)) / 5)
+    assert base["accuracy"] == pytest.approx(3 / 5)  # always-up: three of five bars went up
+    assert (base["roc_auc"], base["brier_skill"], base["base_rate"]) == (0.5, 0.0, 0.6)
 
 
-def test_return_metrics_persistence_is_the_zero_return_forecast():
+def test_direction_metrics_call_exactly_one_half_down_and_leave_auc_undefined_on_one_class():
+    model, _ = metrics.direction_metrics(np.array([1, 1]), np.array([0.5, 0.51]), train_base_rate=0.5)
+    assert model["accuracy"] == 0.5  # 0.5 is not "up"
+    assert math.isnan(model["roc_auc"])
+    assert model["brier_skill"] == pytest.approx(1 - ((0.5**2 + 0.49**2) / 2) / 0.25)
+
+
+def test_symbol_scales_are_each_symbols_mean_absolute_return():
+    train = pd.DataFrame({"symbol": ["A", "B", "A", "B"], "label_ret_1": [0.04, 0.01, -0.06, -0.03]})
+    assert metrics.symbol_scales(train) == pytest.approx({"A": 0.05, "B": 0.02})
+
+
+def _return_block() -> pd.DataFrame:
+    # Actual next closes: A 100→110, 110→99, 99→100.98; B 50→52.
+    return pd.DataFrame(
+        {
+            "symbol": ["A", "A", "B", "A"],
+            "close": [100.0, 110.0, 50.0, 99.0],
+            "label_ret_1": [0.10, -0.10, 0.04, 0.02],
+        }
+    )
+
+
+def test_return_metrics_against_hand_computed_values():
+    scales = {"A": 0.05, "B": 0.02}
+    model, persistence = metrics.return_metrics(_return_block(), np.array([0.05, -0.20, 0.01, 0.0]), scales)
+    # Predicted closes 105, 88, 50.5, 99 against 110, 99, 52, 100.98: errors -5, -11, -1.5, -1.98.
+    assert model["mae"] == pytest.approx((5 + 11 + 1.5 + 1.98) / 4)
+    assert model["rmse"] == pytest.approx(math.sqrt((25 + 121 + 2.25 + 1.98**2) / 4))
+    assert model["mape"] == pytest.approx((5 / 110 + 11 / 99 + 1.5 / 52 + 1.98 / 100.98) / 4)
+    # Each error as a fraction of today's close (0.05, 0.10, 0.03, 0.02) over its symbol's scale.
+    assert model["mase"] == pytest.approx((0.05 / 0.05 + 0.10 / 0.05 + 0.03 / 0.02 + 0.02 / 0.05) / 4)  # 1.225
+    # R² on returns: SSE 0.05² + 0.1² + 0.03² + 0.02² = 0.0138; actual mean 0.015,
+    # SST 0.085² + 0.115² + 0.025² + 0.005² = 0.007225 + 0.013225 + 0.000625 + 0.000025 = 0.0211.
+    assert model["r2_return"] == pytest.approx(1 - 0.0138 / 0.0211)  # 0.3460
+    # Up calls (pred > 0): yes, no, yes, no against up, down, up, up → 3 of 4 agree.
+    assert model["directional_accuracy"] == pytest.approx(3 / 4)
+
+    # Persistence predicts today's close: errors -10, 11, -2, -1.98.
+    assert persistence["mae"] == pytest.approx((10 + 11 + 2 + 1.98) / 4)
+    assert persistence["rmse"] == pytest.approx(math.sqrt((100 + 121 + 4 + 1.98**2) / 4))
+    assert persistence["mape"] == pytest.approx((10 / 110 + 11 / 99 + 2 / 52 + 1.98 / 100.98) / 4)
+    assert persistence["mase"] == pytest.approx((0.10 / 0.05 + 0.10 / 0.05 + 0.04 / 0.02 + 0.02 / 0.05) / 4)  # 1.6
+    assert persistence["r2_return"] == pytest.approx(1 - (0.01 + 0.01 + 0.0016 + 0.0004) / 0.0211)  # below 0
+    assert persistence["directional_accuracy"] == pytest.approx(1 / 4)  # "not up" is right on the one down bar
+
+
+def test_persistence_mase_is_one_on_its_own_scale_rows_and_a_perfect_forecast_scores_zero():
     frame = _frame(symbols=("A",), bars=50).dropna().sort_values("ts")
     scales = metrics.symbol_scales(frame)
-    model, persistence = metrics.return_metrics(frame, np.zeros(len(frame)), scales)
-    assert model == persistence
+    _, persistence = metrics.return_metrics(frame, np.zeros(len(frame)), scales)
     assert persistence["mase"] == pytest.approx(1.0)  # same rows as the scale: exactly 1
     perfect, _ = metrics.return_metrics(frame, frame["label_ret_1"].to_numpy(), scales)
     assert perfect["mae"] == pytest.approx(0, abs=1e-9) and perfect["mase"] == pytest.approx(0, abs=1e-12)
-    assert perfect["directional_accuracy"] == 1.0
+    assert perfect["directional_accuracy"] == 1.0 and perfect["r2_return"] == pytest.approx(1.0)
 
 
-def test_always_long_backtest_equals_buy_and_hold():
-    frame = _frame().dropna()
-    bt = metrics.backtest(frame, np.ones(len(frame), dtype=bool), "1d")
-    assert bt["strategy"]["total_return"] == pytest.approx(bt["buy_and_hold"]["total_return"])
-    flat = metrics.backtest(frame, np.zeros(len(frame), dtype=bool), "1d")
-    assert flat["strategy"]["total_return"] == 0 and flat["strategy"]["turnover_per_year"] == 0
+def _backtest_block() -> tuple[pd.DataFrame, np.ndarray]:
+    """Two symbols over four daily bars, rows shuffled (the backtest must sort by symbol and time)."""
+    ts = pd.date_range("2024-01-01", periods=4, freq="D", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "symbol": ["A"] * 4 + ["B"] * 4,
+            "ts": list(ts) * 2,
+            "label_ret_1": [0.10, -0.05, 0.02, 0.03, -0.02, 0.04, -0.03, -0.01],
+            "long": [True, True, False, True, False, True, True, True],
+        }
+    )
+    frame = frame.sample(frac=1, random_state=3).reset_index(drop=True)
+    return frame.drop(columns="long"), frame["long"].to_numpy()
+
+
+def test_backtest_against_hand_computed_values():
+    frame, long = _backtest_block()
+    bt = metrics.backtest(frame, long, "1d")
+    # 5 bp per position change, the first bar counting as a change from flat:
+    #   A positions 1 1 0 1 → changes 1 0 1 1 → returns .0995  -.05    -.0005  .0295
+    #   B positions 0 1 1 1 → changes 0 1 0 0 → returns 0      .0395  -.03    -.01
+    strategy = np.array([0.0995 + 0, -0.05 + 0.0395, -0.0005 - 0.03, 0.0295 - 0.01]) / 2
+    # = .04975, -.00525, -.01525, .00975: two falls in a row from the first peak, then a partial recovery
+    equity = float(np.prod(1 + strategy))
+    years = 4 / 252  # 1d bars: 252 a year
+    s = bt["strategy"]
+    assert s["total_return"] == pytest.approx(equity - 1)
+    assert s["total_return"] == pytest.approx(1.04975 * 0.99475 * 0.98475 * 1.00975 - 1)
+    assert s["cagr"] == pytest.approx(equity ** (1 / years) - 1)
+    mean = strategy.sum() / 4
+    sample_sd = math.sqrt(((strategy - mean) ** 2).sum() / 3)  # n - 1
+    assert s["sharpe"] == pytest.approx(mean / sample_sd * math.sqrt(252))
+    assert s["max_drawdown"] == pytest.approx(0.99475 * 0.98475 - 1)  # both falls, not the worst single bar
+    assert s["turnover_per_year"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.5) / years)  # 126: mean changes per bar
+
+    # Buy-and-hold pays 5 bp once per symbol, on its first bar.
+    hold = np.array([0.0995 - 0.0205, -0.05 + 0.04, 0.02 - 0.03, 0.03 - 0.01]) / 2  # .0395 -.005 -.005 .01
+    b = bt["buy_and_hold"]
+    assert b["total_return"] == pytest.approx(1.0395 * 0.995 * 0.995 * 1.01 - 1)
+    assert b["max_drawdown"] == pytest.approx(0.995 * 0.995 - 1)
+    assert b["turnover_per_year"] == pytest.approx(1 / years)
+    hold_sd = math.sqrt(((hold - hold.mean()) ** 2).sum() / 3)
+    assert b["sharpe"] == pytest.approx(hold.mean() / hold_sd * math.sqrt(252))
+
+
+def test_always_long_pays_what_buy_and_hold_pays_and_flat_earns_nothing():
+    frame, _ = _backtest_block()
+    always = metrics.backtest(frame, np.ones(len(frame), dtype=bool), "1d")["strategy"]
+    assert always["total_return"] == pytest.approx(1.0395 * 0.995 * 0.995 * 1.01 - 1)
+    assert always["turnover_per_year"] == pytest.approx(1 / (4 / 252))  # one entry per symbol
+    flat = metrics.backtest(frame, np.zeros(len(frame), dtype=bool), "1d")["strategy"]
+    assert flat == {"total_return": 0.0, "cagr": 0.0, "sharpe": 0.0, "max_drawdown": 0.0, "turnover_per_year": 0.0}
 
 
 def _row(task, algorithm, value, baseline):
