@@ -161,6 +161,70 @@ def test_yfinance_retries_only_the_symbols_that_came_back_empty():
     assert df.groupby("symbol").size().to_dict() == {"AAPL": 3, "MSFT": 3}
 
 
+def test_yfinance_download_that_raises_is_retried_and_its_rows_kept():
+    calls = []
+
+    def throttled_once(**kwargs):
+        calls.append(list(kwargs["tickers"]))
+        if len(calls) == 1:
+            raise ConnectionError("Connection reset by peer")
+        return recorded_download(kwargs["tickers"])
+
+    src = YFinanceSource(download=throttled_once, attempts=3, initial_wait_s=0, max_wait_s=0)
+    df = src.fetch(FetchRequest(("AAPL", "MSFT"), "1d"))
+    assert calls == [["AAPL", "MSFT"], ["AAPL", "MSFT"]]
+    assert df.groupby("symbol").size().to_dict() == {"AAPL": 3, "MSFT": 2}
+
+
+def test_yfinance_download_that_always_raises_becomes_a_source_error_naming_the_symbols():
+    calls = []
+
+    def down(**kwargs):
+        calls.append(kwargs)
+        raise ConnectionError(f"Connection reset by peer (call {len(calls)})")
+
+    src = YFinanceSource(download=down, attempts=4, initial_wait_s=0, max_wait_s=0)
+    with pytest.raises(SourceError) as err:
+        src.fetch(FetchRequest(("AAPL", "MSFT"), "1h"))
+    message = str(err.value)
+    assert "no rows for AAPL, MSFT (1h" in message and "after 4 attempts" in message
+    assert "ConnectionError: Connection reset by peer (call 4)" in message
+    assert isinstance(err.value.__cause__, ConnectionError)
+    assert len(calls) == 4
+
+
+def test_yfinance_partial_result_returns_the_fetched_symbols_and_names_the_missing_ones(capsys):
+    calls = []
+
+    def msft_fails(**kwargs):
+        calls.append(list(kwargs["tickers"]))
+        if "AAPL" in kwargs["tickers"]:
+            return recorded_download(["AAPL"])  # MSFT absent from the answer, as yfinance does
+        raise TimeoutError("read timed out")
+
+    src = YFinanceSource(download=msft_fails, attempts=3, initial_wait_s=0, max_wait_s=0)
+    df = src.fetch(FetchRequest(("AAPL", "MSFT"), "1d"))
+    assert calls == [["AAPL", "MSFT"], ["MSFT"], ["MSFT"]]
+    _assert_canonical(df)
+    assert list(df.symbol.unique()) == ["AAPL"]
+    assert df.close.tolist() == [185.64, 184.25, 181.91]
+    err = capsys.readouterr().err
+    assert "no 1d rows for MSFT after 3 attempts" in err and "TimeoutError: read timed out" in err
+
+
+def test_yfinance_unexpected_frame_shape_is_not_retried():
+    calls = []
+
+    def odd(**kwargs):
+        calls.append(kwargs)
+        return pd.DataFrame({("Price", "AAPL"): [1.0]}, index=pd.DatetimeIndex(["2024-01-02"]))
+
+    src = YFinanceSource(download=odd, attempts=3, initial_wait_s=0, max_wait_s=0)
+    with pytest.raises(SourceError, match="unexpected yfinance columns"):
+        src.fetch(FetchRequest(("AAPL", "MSFT"), "1d"))
+    assert len(calls) == 1
+
+
 # --- csv ------------------------------------------------------------------------------------
 
 

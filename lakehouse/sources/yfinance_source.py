@@ -4,9 +4,25 @@ Price policy: we ask for unadjusted OHLC plus `Adj Close` (`auto_adjust=False`) 
 in bronze exactly as Yahoo sent them; silver derives the adjusted OHLC from them (see
 `lakehouse.silver`), the one place where adjustment happens for every source.
 
-yfinance does not raise when Yahoo is unreachable: it logs and returns an empty (or partly
-empty) frame. We retry the symbols that came back empty with exponential backoff and jitter
-(tenacity), and turn a wholly empty answer into a `SourceError` that says so.
+Failures and retries: yfinance usually does not raise when Yahoo is unreachable (it logs and
+returns an empty or partly empty frame), but it can raise (a connection reset, a JSON error from a
+throttled endpoint). Both are treated alike: the symbols still without rows are downloaded again,
+with exponential backoff and jitter (tenacity), up to `attempts` calls in all.
+
+When the attempts run out:
+
+* no symbol has rows: a `SourceError` that names the symbols, the interval and the last
+  exception yfinance raised (chained as its cause), so the job stops with a message, not a
+  traceback, and writes nothing;
+* some symbols have rows (a partial result): those rows are returned and get written, and the
+  symbols still missing are named on stderr with the last error. Nothing is lost by writing the
+  partial result: a missing symbol's watermark did not move, so the next ingest asks for it
+  again from where it stopped (or from the beginning), and the ingest job names it in its
+  summary (`missing_symbols`). Failing the whole fetch instead would throw away the rows that did
+  arrive and hold back every other symbol because of one.
+
+An answer in a shape we do not understand (`frame_from_download` raising `SourceError`) is not
+retried: asking again gives the same shape.
 """
 
 from __future__ import annotations
@@ -43,6 +59,8 @@ _FIELDS = {
 
 
 class _SymbolsMissing(Exception):
+    """Raised inside a retry attempt while some symbols have no rows yet (the retry trigger)."""
+
     def __init__(self, symbols: list[str]) -> None:
         super().__init__(", ".join(symbols))
         self.symbols = symbols
@@ -132,6 +150,7 @@ class YFinanceSource:
         pending = list(request.symbols)
         window = self._window(request)
         got: list[pd.DataFrame] = []
+        last_error: Exception | None = None
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(self._attempts),
@@ -139,17 +158,21 @@ class YFinanceSource:
                 retry=retry_if_exception_type(_SymbolsMissing),
             ):
                 with attempt:
-                    raw = self._download(
-                        tickers=pending,
-                        interval=request.interval,
-                        auto_adjust=False,
-                        actions=False,
-                        group_by="column",
-                        multi_level_index=True,
-                        progress=False,
-                        threads=True,
-                        **window,
-                    )
+                    try:
+                        raw = self._download(
+                            tickers=pending,
+                            interval=request.interval,
+                            auto_adjust=False,
+                            actions=False,
+                            group_by="column",
+                            multi_level_index=True,
+                            progress=False,
+                            threads=True,
+                            **window,
+                        )
+                    except Exception as exc:  # any failure of the download is retried
+                        last_error = exc
+                        raise _SymbolsMissing(pending) from exc
                     frame = frame_from_download(raw, pending, request.interval)
                     if not frame.empty:
                         got.append(frame)
@@ -158,12 +181,18 @@ class YFinanceSource:
                         raise _SymbolsMissing(pending)
         except RetryError:
             pass
+        raised = f"; the last download raised {type(last_error).__name__}: {last_error}" if last_error else ""
         if not got:
             raise SourceError(
                 f"yfinance returned no rows for {', '.join(request.symbols)} ({request.interval}, {window}) "
-                f"after {self._attempts} attempts: Yahoo is unreachable (offline?) or the symbols are unknown. "
-                "Use --source sample for the bundled offline data."
-            )
+                f"after {self._attempts} attempts{raised}. Yahoo is unreachable (offline?) or the symbols are "
+                "unknown. Use --source sample for the bundled offline data."
+            ) from last_error
         if pending:
-            print(f"yfinance: no rows for {', '.join(pending)} after {self._attempts} attempts", file=sys.stderr)
+            print(
+                f"yfinance: no {request.interval} rows for {', '.join(pending)} after {self._attempts} attempts"
+                f"{raised}; writing the {len(request.symbols) - len(pending)} other symbol(s), the next ingest "
+                "asks for the missing ones again",
+                file=sys.stderr,
+            )
         return clip_to_request(canonical_frame(pd.concat(got, ignore_index=True)), request)
