@@ -1,26 +1,35 @@
-"""Train and export on a real (small, synthetic) lake: registry, artifacts, ONNX parity, leakage."""
+"""Train and export on a real (small, synthetic) lake: registry, artifacts, ONNX parity, leakage, failed exports.
+
+The published lake is read-only here; a test that changes a lake works on its own `copy_lake(...)`.
+"""
 
 import hashlib
 import io
 import json
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.ml import dataset
-from lakehouse.ml.evaluate import evaluate, lstm_spec
+from lakehouse.config import LakeConfig
+from lakehouse.ml import dataset, export, lstm
+from lakehouse.ml import evaluate as evaluate_module
+from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, matrix
+from lakehouse.ml.evaluate import evaluate, lstm_spec, predict_rows
 from lakehouse.ml.export import ExportFailed, latest_version, run_export
-from lakehouse.ml.models import SKLEARN_MODELS
-from lakehouse.ml.splits import walk_forward
+from lakehouse.ml.models import SKLEARN_MODELS, ModelSpec
+from lakehouse.ml.splits import Fold, walk_forward
 from lakehouse.ml.train import run_train
+from lakehouse.objectstore import ObjectStore
 from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
-from tests.ml_lake import QUIET, SMALL, T0
+from tests.ml_lake import QUIET, SMALL, T0, PublishedLake, copy_lake
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -28,6 +37,20 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def trained(published_lake):
     return published_lake.cfg, published_lake.version, published_lake.export
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def published_lake_stays_read_only(published_lake):
+    """Other modules (named queries, serving) read the published lake after this one: nothing here may change it."""
+    root = Path(published_lake.cfg.resolved_root)
+    before = _fingerprint(root)
+    yield
+    assert _fingerprint(root) == before, "a test in this module changed the shared published lake"
 
 
 def _manifest(root: str, version: str) -> tuple[Path, dict]:
@@ -113,25 +136,19 @@ def test_onnx_with_onnxruntime_alone_reproduces_the_native_model(trained, task):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
-def test_lstm_onnx_matches_native_for_any_batch_size(trained):
+def test_lstm_onnx_matches_native_for_any_batch_size(spark, trained):
     import onnxruntime as ort
 
     from lakehouse.ml.lstm import load_state
 
     cfg, version, _ = trained
-    rows = [r for r in delta_io.read(spark_session(), GOLD_MODEL_REGISTRY, cfg.resolved_root).collect()]
+    rows = [r for r in delta_io.read(spark, GOLD_MODEL_REGISTRY, cfg.resolved_root).collect()]
     lstm = next(r for r in rows if r.model_version == version and r.algorithm == "lstm")
     native = load_state(Path(lstm.artifact_uri, "model.pt").read_bytes())
     session = ort.InferenceSession(str(Path(lstm.artifact_uri, "model.onnx")), providers=["CPUExecutionProvider"])
     for n in (1, 7, 64):
         x = np.random.default_rng(n).normal(size=(n, 10, len(native.settings.features))).astype(np.float32)
         np.testing.assert_allclose(session.run(None, {"x": x})[0].reshape(-1), native.predict(x), atol=1e-5)
-
-
-def spark_session():
-    from pyspark.sql import SparkSession
-
-    return SparkSession.getActiveSession()
 
 
 def test_predictions_cover_the_holdout_block_and_the_latest_bar(spark, trained):
@@ -145,26 +162,104 @@ def test_predictions_cover_the_holdout_block_and_the_latest_bar(spark, trained):
     assert {r.signal for r in preds.select("signal").distinct().collect()} <= {"buy", "hold", "sell"}
 
 
-def test_training_sees_nothing_after_its_fold(spark, trained):
-    """Scrambling every label after fold 1's training end leaves fold 1's model and predictions unchanged."""
+# --- Leakage: a fold's model must not depend on anything after its training end -------------------------------------
+
+LEAK_SPECS: dict[str, ModelSpec] = {
+    "logistic": next(s for s in SKLEARN_MODELS if s.name == "direction_logistic"),  # scaler in a Pipeline
+    "random_forest": next(s for s in SKLEARN_MODELS if s.name == "return_random_forest"),
+    "lstm": lstm_spec(),  # its scaler lives in the module's buffers
+}
+
+
+@pytest.fixture(scope="module")
+def fold_one(spark, trained) -> tuple[Any, Any, Fold]:
+    """(labeled rows, the same rows with every feature AND label after fold 1's training end replaced by noise —
+    the fold's test rows included — and fold 1)."""
     cfg, _, _ = trained
     labeled = dataset.load(spark, cfg.resolved_root, "1d").labeled
     fold = walk_forward(labeled["ts"], SMALL.folds, SMALL.test_bars, SMALL.gap)[0]
-    scrambled = labeled.copy()
-    after = scrambled["ts"] > fold.train_end
+    after = (labeled["ts"] > fold.train_end).to_numpy()
+    assert after[fold.test].all() and not after[fold.train].any()
     rng = np.random.default_rng(0)
-    scrambled.loc[after, "label_ret_1"] = rng.normal(0, 0.5, after.sum())
-    scrambled.loc[after, "label_up"] = rng.integers(0, 2, after.sum()).astype(float)
-    assert not scrambled["label_ret_1"].equals(labeled["label_ret_1"])
-    for spec in (SKLEARN_MODELS[0], SKLEARN_MODELS[4], lstm_spec()):
-        a = evaluate(spec, labeled, [fold], "1d", 7, SMALL.lstm, SMALL.gap, log=lambda *_: None)
-        b = evaluate(spec, scrambled, [fold], "1d", 7, SMALL.lstm, SMALL.gap, log=lambda *_: None)
-        # Equal up to summation order (forests average their trees on 2 threads); a leak moves far more.
-        np.testing.assert_allclose(a.holdout_rows["pred"], b.holdout_rows["pred"], rtol=1e-12, atol=0)
+    columns = list(dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES, "label_ret_1"]))
+    scrambled = labeled.copy()
+    scrambled.loc[after, columns] = rng.normal(1.0, 0.5, (int(after.sum()), len(columns)))
+    scrambled.loc[after, "label_up"] = rng.integers(0, 2, int(after.sum())).astype(float)
+    assert not np.allclose(matrix(scrambled.iloc[fold.test]), matrix(labeled.iloc[fold.test]))
+    return labeled, scrambled, fold
 
 
-def test_a_model_worse_than_its_baseline_is_not_promoted(spark, trained):
-    cfg, version, _ = trained
+def _probe(spec: ModelSpec, frame: Any, fold: Fold, probe: Any) -> np.ndarray:
+    """Fit `spec` walk-forward on fold's training rows of `frame`, then predict a fixed probe set that does not
+    depend on `frame`: the ORIGINAL test rows of `probe` (the LSTM reads their windows from `probe`)."""
+    fitted = evaluate(spec, frame, [fold], "1d", 7, SMALL.lstm, SMALL.gap, **QUIET).model
+    return predict_rows(spec, fitted, probe, fold.test)
+
+
+def _assert_same_predictions(a: np.ndarray, b: np.ndarray) -> None:
+    # Equal up to summation order (forests average their trees on 2 threads); a leak moves far more.
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", list(LEAK_SPECS))
+def test_training_sees_nothing_after_its_fold(fold_one, name):
+    """Noise in every feature and label after fold 1's training end leaves fold 1's fitted model unchanged:
+    it predicts the same numbers on the same (original) test rows."""
+    labeled, scrambled, fold = fold_one
+    spec = LEAK_SPECS[name]
+    _assert_same_predictions(_probe(spec, labeled, fold, labeled), _probe(spec, scrambled, fold, labeled))
+
+
+def _leak(name: str, frame: Any, fold: Fold, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install a deliberately leaky fit for `frame`: what the leakage check must catch."""
+    honest_fit, honest_module = evaluate_module.fit_fold, lstm.build_module
+    if name == "logistic":  # the scaler sees every row of the frame, the classifier only the training rows
+
+        def scaler_on_all_rows(spec, train, seed, *_args, **_kwargs):  # noqa: ANN001, ANN202
+            pipeline = spec.build(seed)
+            scaler = pipeline.named_steps["scale"].fit(matrix(frame))
+            target = train["label_up"].astype(int).to_numpy()
+            pipeline.named_steps["model"].fit(scaler.transform(matrix(train)), target)
+            return pipeline
+
+        monkeypatch.setattr(evaluate_module, "fit_fold", scaler_on_all_rows)
+    elif name == "random_forest":  # fitted on the training rows plus the test block
+
+        def fit_with_test_rows(spec, train, seed, *args, **kwargs):  # noqa: ANN001, ANN202
+            rows = np.union1d(fold.train, fold.test)
+            return honest_fit(spec, frame.iloc[rows], seed, *args, **kwargs)
+
+        monkeypatch.setattr(evaluate_module, "fit_fold", fit_with_test_rows)
+    else:  # the LSTM's in-module normaliser fitted on every bar of the frame
+
+        def module_scaled_on_all_rows(n, settings, mean, std, target_scale):  # noqa: ANN001, ANN202
+            bars = frame[list(settings.features)].to_numpy(np.float32)
+            return honest_module(n, settings, bars.mean(axis=0), bars.std(axis=0), target_scale)
+
+        monkeypatch.setattr(lstm, "build_module", module_scaled_on_all_rows)
+
+
+@pytest.mark.parametrize("name", list(LEAK_SPECS))
+def test_the_leakage_check_detects_a_leaky_fit(fold_one, name, monkeypatch):
+    """Can-fail control: the same comparison as above, on a fit that leaks, reports the difference."""
+    labeled, scrambled, fold = fold_one
+    spec = LEAK_SPECS[name]
+    with monkeypatch.context() as patch:
+        _leak(name, labeled, fold, patch)
+        on_original = _probe(spec, labeled, fold, labeled)
+    with monkeypatch.context() as patch:
+        _leak(name, scrambled, fold, patch)
+        on_scrambled = _probe(spec, scrambled, fold, labeled)
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        _assert_same_predictions(on_original, on_scrambled)
+
+
+# --- Promotion and failed exports: each on a private copy of the lake -----------------------------------------------
+
+
+def test_a_model_worse_than_its_baseline_is_not_promoted(spark, published_lake, tmp_path):
+    version = published_lake.version
+    cfg = copy_lake(published_lake, tmp_path)
     root = cfg.resolved_root
     DeltaTable.forPath(spark, GOLD_MODEL_REGISTRY.path(root)).update(
         F.col("model_version") == version, {"key_value": F.col("baseline_value") * 1.01}
@@ -180,17 +275,96 @@ def test_a_model_worse_than_its_baseline_is_not_promoted(spark, trained):
     assert (preds["baseline_prob_up"] == base).all() and not preds["direction_promoted"].any()
 
 
-def test_a_failed_verification_leaves_latest_unchanged(spark, trained, tmp_path):
-    cfg, version, _ = trained
+LATER = datetime(2025, 2, 1, tzinfo=UTC)
+# Two quick families are enough for a version export can publish; these tests are not about training.
+QUICK = replace(SMALL, models=("direction_logistic", "return_ridge"))
+
+
+@pytest.fixture(scope="module")
+def second_version(spark, published_lake, tmp_path_factory) -> tuple[LakeConfig, str]:
+    """A private copy of the published lake with a second, newer, trained but unexported version.
+    Tests copy it again (`_own_copy`) before exporting, so none sees another's files."""
+    cfg = copy_lake(published_lake, tmp_path_factory.mktemp("second_version"))
+    second = run_train(spark, cfg, QUICK, run_id="r3", now=LATER, **QUIET).details["model_version"]
+    assert second != published_lake.version
+    return cfg, second
+
+
+def _own_copy(published_lake: PublishedLake, second_version: tuple[LakeConfig, str], folder: Path) -> LakeConfig:
+    return copy_lake(replace(published_lake, cfg=second_version[0]), folder)
+
+
+def _assert_nothing_published(spark, cfg: LakeConfig, published: str, second: str, before: bytes) -> None:  # noqa: ANN001
+    """`latest` byte-identical and still naming the first publication, whose files all verify; the failed
+    version neither promoted in the registry nor in gold/predictions."""
     root = cfg.resolved_root
-    before = (Path(root) / "gold" / "models" / "latest").read_bytes()
-    # A second training run whose chosen direction model's ONNX file is corrupted after training.
-    later = datetime(2025, 2, 1, tzinfo=UTC)
-    second = run_train(spark, cfg, SMALL, run_id="r3", now=later, **QUIET).details["model_version"]
-    for onnx in (Path(root) / "gold" / "model_artifacts" / second).glob("*/model.onnx"):
-        onnx.write_bytes(onnx.read_bytes()[:-64])
-    with pytest.raises(ExportFailed):
-        run_export(spark, cfg, model_version=second, run_id="r3", now=later, **QUIET)
     assert (Path(root) / "gold" / "models" / "latest").read_bytes() == before
-    assert latest_version(root) == version != second
-    assert isinstance(pd.Timestamp(json.loads(before)["published_at"]), pd.Timestamp)
+    folder, manifest = _manifest(root, published)
+    assert json.loads(before) == {
+        "version": published,
+        "manifest_sha256": hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(),
+        "published_at": T0.isoformat(),
+    }
+    for name, meta in manifest["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == meta["sha256"], name
+    assert latest_version(root) == published != second
+    registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, root).where(F.col("model_version") == second)
+    assert registry.count() == len(QUICK.models) and registry.where("promoted").count() == 0
+    assert delta_io.read(spark, GOLD_PREDICTIONS, root).where(F.col("model_version") == second).count() == 0
+
+
+def test_a_corrupted_onnx_artifact_is_refused_and_latest_unchanged(spark, published_lake, second_version, tmp_path):
+    cfg = _own_copy(published_lake, second_version, tmp_path)
+    root, second = cfg.resolved_root, second_version[1]
+    before = (Path(root) / "gold" / "models" / "latest").read_bytes()
+    # The registry's artifact URIs name the first copy's files: point them at this copy's, then truncate those.
+    DeltaTable.forPath(spark, GOLD_MODEL_REGISTRY.path(root)).update(
+        F.col("model_version") == second,
+        {"artifact_uri": F.regexp_replace("artifact_uri", re.escape(second_version[0].resolved_root), root)},
+    )
+    corrupted = list((Path(root) / "gold" / "model_artifacts" / second).glob("*/model.onnx"))
+    assert len(corrupted) == len(QUICK.models)
+    for onnx in corrupted:
+        onnx.write_bytes(onnx.read_bytes()[:-64])
+    with pytest.raises(
+        ExportFailed, match=r"^(direction|return): cannot run the exported model: .*latest not switched"
+    ):
+        run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
+    _assert_nothing_published(spark, cfg, published_lake.version, second, before)
+
+
+def test_a_file_changed_after_writing_fails_the_checksum_and_latest_is_unchanged(
+    spark, published_lake, second_version, tmp_path, monkeypatch
+):
+    cfg = _own_copy(published_lake, second_version, tmp_path)
+    root, second = cfg.resolved_root, second_version[1]
+    before = (Path(root) / "gold" / "models" / "latest").read_bytes()
+    honest_write = ObjectStore.write_bytes
+
+    def write_then_change(self: ObjectStore, name: str, data: bytes, *args: Any, **kwargs: Any) -> str:
+        uri = honest_write(self, name, data, *args, **kwargs)
+        if name == "return/io.json":  # something changes the stored file before export reads it back
+            Path(uri).write_bytes(data + b" ")
+        return uri
+
+    monkeypatch.setattr(ObjectStore, "write_bytes", write_then_change)
+    with pytest.raises(ExportFailed, match=r"return/io\.json: sha256 mismatch after writing; latest not switched"):
+        run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
+    monkeypatch.undo()
+    _assert_nothing_published(spark, cfg, published_lake.version, second, before)
+
+
+def test_an_onnx_graph_that_differs_from_its_native_model_is_refused_and_latest_unchanged(
+    spark, published_lake, second_version, tmp_path, monkeypatch
+):
+    cfg = _own_copy(published_lake, second_version, tmp_path)
+    root, second = cfg.resolved_root, second_version[1]
+    before = (Path(root) / "gold" / "models" / "latest").read_bytes()
+    honest_native = export.run_native
+    monkeypatch.setattr(export, "run_native", lambda model, task, x: honest_native(model, task, x) + 1e-3)
+    with pytest.raises(
+        ExportFailed, match=r"^(direction|return): ONNX differs from the native model by 1\.00e-03 > 1e-05$"
+    ):
+        run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
+    monkeypatch.undo()
+    _assert_nothing_published(spark, cfg, published_lake.version, second, before)
