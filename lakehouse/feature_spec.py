@@ -10,7 +10,8 @@ Conventions (those that matter when checking against TA-Lib):
 - a feature is null until its window is full (no partial windows); `warmup` is the number of
   bars before its first non-null value; the row flag `is_warm` is true once every feature has
   had `WARM_BARS` bars, enough for the recursive ones to agree with other libraries;
-- RSI and ATR are Wilder-smoothed (recursive), RSI is 100 when the average loss is 0;
+- RSI and ATR are Wilder-smoothed (recursive), RSI is 100 when the average loss is 0, and 50
+  (neutral; TA-Lib gives 0) when the average gain is 0 as well, i.e. after a perfectly flat start;
 - EMA is seeded with the simple mean of its first n values (TA-Lib's convention);
 - Bollinger bands use the population standard deviation.
 - where a ratio's denominator is a dispersion that can be exactly 0 (a flat window, common in
