@@ -1,8 +1,11 @@
 """The features job on a real lake: incremental rebuilds, quality records, and the halt tier."""
 
+import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
@@ -28,7 +31,7 @@ def synthetic_lake(spark, make_config):
     return cfg
 
 
-def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, synthetic_lake, make_config):
+def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, synthetic_lake, make_config, tmp_path):
     cfg, root = synthetic_lake, synthetic_lake.resolved_root
     gold = gold_features("1d")
     first = run_build_features(spark, cfg, run_id="r1", now=T0, **QUIET)
@@ -66,6 +69,27 @@ def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, sy
     rebuilt = delta_io.read(spark, gold, root)
     assert rebuilt.count() == silver_rows
     assert rebuilt.where(F.col("label_up").isNull()).count() == 2  # only the two last bars
+
+    # And the values: the incremental table equals a full rebuild of the same silver in a fresh lake.
+    full = _full_rebuild(spark, later, tmp_path / "full", now=datetime(2025, 1, 3, tzinfo=UTC))
+    incremental = _gold_frame(spark, root)
+    assert len(incremental) == len(full) == silver_rows
+    pd.testing.assert_frame_equal(incremental, full, check_exact=False, rtol=1e-12, atol=1e-15)
+
+
+def _full_rebuild(spark, cfg, root: Path, now: datetime) -> pd.DataFrame:
+    """The features job run from scratch on a copy of cfg's silver table: the incremental oracle."""
+    shutil.copytree(SILVER_CANDLES.path(cfg.resolved_root), root / SILVER_CANDLES.name)
+    fresh = replace(cfg, lake_root=str(root))
+    summary = run_build_features(spark, fresh, run_id="full", now=now, **QUIET)
+    assert summary.details["1d_updated"] == 0  # a fresh gold table: everything is an insert
+    return _gold_frame(spark, fresh.resolved_root)
+
+
+def _gold_frame(spark, root: str) -> pd.DataFrame:
+    """gold/features_1d in (symbol, ts) order, every column but the build time."""
+    frame = delta_io.read(spark, gold_features("1d"), root).drop("computed_at").toPandas()
+    return frame.sort_values(["symbol", "ts"]).reset_index(drop=True)
 
 
 def test_a_halt_tier_failure_exits_non_zero_names_it_and_writes_nothing(spark, synthetic_lake, capsys):
