@@ -51,10 +51,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorResponse, "description": d}
     for s, d in {
         404: "unknown symbol, model version or run",
+        409: "pipeline runs: a run with that name exists (run_exists) or a local run is in progress (run_in_progress)",
         422: "invalid request",
-        503: "no model published yet, or the published one failed verification",
+        503: "no_model (none published yet, or the store unreadable before any loaded), artifact_refused (the "
+        "published version or `latest` failed verification), storage_unavailable (the store cannot be read for "
+        "what this request needs), pipeline_unavailable (no state machine ARN and no local lake to run on)",
     }.items()
 }
+READ_ERRORS = {s: ERRORS[s] for s in (404, 422, 503)}
 
 
 class RequestContext:
@@ -193,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Which version is loaded and how old it is; 503 (with the reason) when none can be served."""
         bundle = cache.current()
         return Health(
-            status="ok",
+            status="degraded" if cache.store_error else "ok",
             model_version=bundle.version,
             interval=bundle.interval,
             published_at=bundle.published_at,
@@ -203,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             symbols=len(bundle.predictions),
             lake_root=settings.lake_root,
             reload_seconds=settings.reload_seconds,
+            store_error=cache.store_error,
         )
 
     @app.get("/symbols", response_model=SymbolsResponse, responses={503: ERRORS[503]})
@@ -215,7 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         return SymbolsResponse(model_version=bundle.version, symbols=infos)
 
-    @app.get("/latest", response_model=LatestResponse, responses=ERRORS)
+    @app.get("/latest", response_model=LatestResponse, responses=READ_ERRORS)
     async def latest(
         symbol: Annotated[str, Query(pattern=SYMBOL_PATTERN)],
         interval: Annotated[str | None, Query(pattern=r"^(1d|1h|5m)$")] = None,
@@ -231,12 +236,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             symbol=symbol, interval=bundle.interval, model_version=bundle.version, count=len(rows), candles=rows
         )
 
-    @app.post("/predict", response_model=Prediction, responses=ERRORS)
+    @app.post("/predict", response_model=Prediction, responses=READ_ERRORS)
     async def predict(body: PredictRequest) -> Prediction:
         """Direction (prob_up → signal) and next close for the symbol's newest bar."""
         return _prediction(cache.version(body.model), body.symbol, body.interval)
 
-    @app.get("/predict/{symbol}", response_model=Prediction, responses=ERRORS)
+    @app.get("/predict/{symbol}", response_model=Prediction, responses=READ_ERRORS)
     async def predict_get(
         symbol: SymbolPath,
         interval: Annotated[str | None, Query(pattern=r"^(1d|1h|5m)$")] = None,
@@ -252,7 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         versions = sorted(cache.published_versions(), reverse=True)
         return ModelsResponse(latest=latest_version, versions=[_summary(cache, v, latest_version) for v in versions])
 
-    @app.get("/models/{version}", response_model=ModelDetail, responses=ERRORS)
+    @app.get("/models/{version}", response_model=ModelDetail, responses=READ_ERRORS)
     async def model(version: Annotated[str, Path(pattern=f"{VERSION_PATTERN}|^latest$")]) -> ModelDetail:
         """The version's manifest (files, sha256, metrics, baselines, lineage) and its registry rows."""
         bundle = cache.version(version)
@@ -272,7 +277,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("pipeline run started", extra={"event": "run_started", "run_id": run["id"], "mode": runs.mode})
         return PipelineRun(**run)
 
-    @app.get("/pipeline/runs/{run_id}", response_model=PipelineRun, responses=ERRORS)
+    @app.get("/pipeline/runs/{run_id}", response_model=PipelineRun, responses=READ_ERRORS)
     async def get_run(run_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")]) -> PipelineRun:
         return PipelineRun(**runs.get(run_id))
 

@@ -34,7 +34,7 @@ from serving.contract import (
     snapshot_inputs,
     valid_version,
 )
-from serving.storage import NotFound, Store
+from serving.storage import NotFound, StorageUnavailable, Store
 
 log = logging.getLogger("candlelake.serving")
 TASKS = ("direction", "return")
@@ -192,7 +192,18 @@ def _predictions(manifest: dict, snap: dict, outputs: dict[str, dict[str, float]
 
 
 def load_version(store: Store, version: str, pointer: dict[str, Any] | None = None) -> Bundle:
-    """Read and verify `gold/models/<version>`; `pointer` (the parsed `latest`) pins the manifest."""
+    """Read and verify `gold/models/<version>`; `pointer` (the parsed `latest`) pins the manifest.
+
+    A verified file that still does not have the layout the API reads (a manifest without
+    `models`, a features.json that is not JSON: an export bug) is refused like a tampered one,
+    not left to escape as a 500."""
+    try:
+        return _load_version(store, version, pointer)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ArtifactRefused(f"model version {version} has a malformed artifact: {exc!r}") from exc
+
+
+def _load_version(store: Store, version: str, pointer: dict[str, Any] | None) -> Bundle:
     if not valid_version(version):
         raise UnknownVersion(f"{version!r} is not a model version name")
     started = time.monotonic()
@@ -201,7 +212,9 @@ def load_version(store: Store, version: str, pointer: dict[str, Any] | None = No
         manifest_bytes = store.read(f"{folder}/{MANIFEST}")
     except NotFound:
         if pointer is not None:
-            raise ArtifactRefused(f"latest names version {version} but {store.uri(folder)} has no manifest") from None
+            raise ArtifactRefused(
+                f"gold/models/latest names version {version} but {store.uri(f'{folder}/{MANIFEST}')} does not exist"
+            ) from None
         raise UnknownVersion(f"model version {version} is not published under {store.uri(MODELS_DIR)}") from None
     if pointer is not None and sha256(manifest_bytes) != pointer.get("manifest_sha256"):
         raise ArtifactRefused(
@@ -245,6 +258,23 @@ def load_version(store: Store, version: str, pointer: dict[str, Any] | None = No
     return bundle
 
 
+def parse_pointer(raw: bytes) -> dict[str, Any]:
+    """`gold/models/latest` as export writes it: a JSON object naming `version` and `manifest_sha256`.
+
+    Anything else (not UTF-8, not JSON, a list, a missing or non-string key) is refused with a
+    message that says what is wrong, rather than escaping as a 500."""
+    try:
+        pointer = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ArtifactRefused(f"gold/models/latest is not JSON: {exc}") from None
+    if not isinstance(pointer, dict):
+        raise ArtifactRefused(f"gold/models/latest is a JSON {type(pointer).__name__}, not an object")
+    for key in ("version", "manifest_sha256"):
+        if not isinstance(pointer.get(key), str):
+            raise ArtifactRefused(f"gold/models/latest: {key!r} is missing or not a string (got {pointer.get(key)!r})")
+    return pointer
+
+
 def artifact_age_seconds(bundle: Bundle, now: float | None = None) -> float | None:
     stamp = bundle.published_at or bundle.manifest.get("created_at")
     if not stamp:
@@ -261,7 +291,9 @@ class ModelCache:
         self.reload_seconds = reload_seconds
         self.cached_versions = max(0, cached_versions)
         self._current: Bundle | None = None
-        self._error: ArtifactError | None = None
+        self._error: ApiError | None = None
+        # Why the last look at the store failed while a good version stayed in memory (for /health).
+        self._store_error: str | None = None
         self._pointer_bytes: bytes | None = None
         self._checked = float("-inf")
         self._others: OrderedDict[str, Bundle] = OrderedDict()
@@ -274,37 +306,57 @@ class ModelCache:
 
     def refresh(self, force: bool = False) -> None:
         """Read `latest`; load the version it names when it changed. Never raises: the outcome is
-        kept (a bundle, or the error that requests will answer with)."""
+        kept (a bundle, or the error that requests will answer with).
+
+        A store that cannot be read — `latest` gone (lake wiped or unmounted), permissions, S3
+        unreachable — says nothing about the models, so the verified version in memory keeps being
+        served and `store_error` says why it may be stale. A pointer that can be read but is
+        malformed, or names a version that fails verification, is a bad publish: refused (503)."""
         with self._lock:
             now = time.monotonic()
             if not force and now - self._checked < self.reload_seconds:
                 return
             self._checked = now
+            latest_uri = self.store.uri(f"{MODELS_DIR}/{LATEST}")
             try:
                 raw = self.store.read(f"{MODELS_DIR}/{LATEST}")
             except NotFound:
-                self._current, self._pointer_bytes = None, None
-                self._error = NoModel(
-                    f"no model published yet: {self.store.uri(f'{MODELS_DIR}/{LATEST}')} does not exist "
-                    "(run the pipeline: make run)"
+                self._keep_or_fail(
+                    f"{latest_uri} does not exist",
+                    NoModel(f"no model published yet: {latest_uri} does not exist (run the pipeline: make run)"),
                 )
                 return
             except Exception as exc:  # storage unreachable: keep what we have, report it
-                log.warning("cannot read latest pointer", extra={"event": "pointer_unreadable", "error": str(exc)})
-                if self._current is None:
-                    self._error = NoModel(f"cannot read {self.store.uri(f'{MODELS_DIR}/{LATEST}')}: {exc}")
+                error = exc if isinstance(exc, ApiError) else NoModel(f"cannot read {latest_uri}: {exc}")
+                self._keep_or_fail(str(exc), error)
                 return
+            self._store_error = None
             if raw == self._pointer_bytes and self._current is not None:
                 return
-            self._pointer_bytes = raw
             try:
-                pointer = json.loads(raw)
-                self._current, self._error = load_version(self.store, pointer["version"], pointer), None
+                pointer = parse_pointer(raw)
+                bundle = load_version(self.store, pointer["version"], pointer)
+            except StorageUnavailable as exc:  # half-read new version: retry at the next check
+                self._keep_or_fail(str(exc), exc)
+                return
             except ArtifactError as exc:
                 self._current, self._error = None, ArtifactRefused(str(exc))
                 log.error("model version refused", extra={"event": "model_refused", "reason": str(exc)})
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                self._current, self._error = None, ArtifactRefused(f"gold/models/latest is malformed: {exc!r}")
+            else:
+                self._current, self._error = bundle, None
+            self._pointer_bytes = raw
+
+    def _keep_or_fail(self, reason: str, error: ApiError) -> None:
+        """The store failed: keep serving the bundle in memory (reporting why), or answer `error`."""
+        log.warning("cannot read the model store", extra={"event": "store_unreadable", "error": reason})
+        if self._current is not None:
+            self._store_error = f"{reason}; serving version {self._current.version} loaded before"
+        else:
+            self._error, self._store_error = error, None
+
+    @property
+    def store_error(self) -> str | None:
+        return self._store_error
 
     def current(self) -> Bundle:
         self.refresh()
@@ -345,7 +397,7 @@ class ModelCache:
     def published_versions(self) -> list[str]:
         return [v for v in self.store.folders(MODELS_DIR) if valid_version(v)]
 
-    def status(self) -> tuple[Bundle | None, ArtifactError | None]:
+    def status(self) -> tuple[Bundle | None, ApiError | None]:
         self.refresh()
         return self._current, self._error
 

@@ -82,6 +82,19 @@ class AwsRuns:
         }
 
 
+def _read_history(path: Path) -> dict[str, Any]:
+    """The runner's history file, or — when it is cut short (the runner killed while writing it) or
+    not the runner's shape — a FAILED document that says so: a status request never gets a 500."""
+    try:
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and isinstance(doc.get("status"), str):
+            return doc
+        problem = "has no status"
+    except (OSError, ValueError) as exc:
+        problem = f"cannot be read: {exc}"
+    return {"status": "FAILED", "error": "HistoryUnreadable", "cause": f"the run's history {path} {problem}"}
+
+
 @dataclass
 class _LocalRun:
     process: subprocess.Popen
@@ -107,11 +120,15 @@ class LocalRuns:
             cmd += [f"--{flag}", value]
         return cmd
 
-    def start(self, run_id: str, execution_input: dict[str, str]) -> dict[str, Any]:
+    def _check_local(self) -> None:
+        """An s3:// lake root with no state machine ARN (a Lambda misconfigured): nothing can run it."""
         if str(self.root).startswith("s3"):
             raise RunError(
                 503, "pipeline_unavailable", "local runs need a local lake folder; set CANDLELAKE_STATE_MACHINE_ARN"
             )
+
+    def start(self, run_id: str, execution_input: dict[str, str]) -> dict[str, Any]:
+        self._check_local()
         with self._lock:
             for other_id, run in self.runs.items():
                 if run.process.poll() is None:
@@ -119,15 +136,20 @@ class LocalRuns:
             if run_id in self.runs or (self.root / RUNS_DIR / f"{run_id}.json").exists():
                 raise RunError(409, "run_exists", f"a pipeline run named {run_id} already exists")
             log = self.root / RUNS_DIR / f"{run_id}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    self._command(run_id, execution_input),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # survives a Ctrl-C of `make serve`'s terminal
-                )
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with log.open("wb") as out:
+                    process = subprocess.Popen(
+                        self._command(run_id, execution_input),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,  # survives a Ctrl-C of `make serve`'s terminal
+                    )
+            except OSError as exc:  # the lake folder cannot hold runs/, or the runner cannot start
+                raise RunError(
+                    503, "pipeline_unavailable", f"cannot start a local run in {log.parent}: {exc.strerror or exc}"
+                ) from None
             run = _LocalRun(process, datetime.now(UTC).isoformat(), execution_input, log)
             self.runs[run_id] = run
         return {
@@ -140,6 +162,7 @@ class LocalRuns:
         }
 
     def get(self, run_id: str) -> dict[str, Any]:
+        self._check_local()
         history = self.root / RUNS_DIR / f"{run_id}.json"
         run = self.runs.get(run_id)
         if run is not None and run.process.poll() is None:
@@ -152,7 +175,7 @@ class LocalRuns:
                 "log": str(run.log),
             }
         if history.is_file():
-            doc = json.loads(history.read_text())
+            doc = _read_history(history)
             return {
                 "id": run_id,
                 "status": doc["status"],

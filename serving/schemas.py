@@ -23,7 +23,9 @@ class ErrorResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: the store could not be read at the last check; the version loaded before is served"
+    )
     model_version: str
     interval: str
     published_at: str | None
@@ -33,6 +35,7 @@ class Health(BaseModel):
     symbols: int
     lake_root: str
     reload_seconds: float
+    store_error: str | None = Field(None, description="why the last check of gold/models/latest failed, if it did")
 
 
 class SymbolInfo(BaseModel):

@@ -6,6 +6,7 @@ pristine `gold/models` so tampering here cannot leak into other tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -13,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mangum import Mangum
 
 from serving.app import create_app
-from serving.contract import sha256, snapshot_inputs
 from serving.settings import Settings, SettingsError
 from tests.lambda_events import LambdaContext, function_url, http_api_v2, response_json
 
@@ -69,15 +71,6 @@ def published(api_lake):
         json.loads((folder / "manifest.json").read_text()),
         json.loads((folder / "features.json").read_text()),
     )
-
-
-def _native(folder: Path, doc: dict, snap: dict) -> dict[str, float]:
-    """The oracle: the native scikit-learn / PyTorch model, which the API never loads."""
-    from lakehouse.ml.export import load_native, run_native
-
-    files = {Path(p).name: (folder / p).read_bytes() for p in doc["files"].values()}
-    symbols, x = snapshot_inputs(snap, doc["input"])
-    return dict(zip(symbols, run_native(load_native(files), doc["input"]["task"], x), strict=True))
 
 
 def _assert_error(response, status: int, code: str) -> dict:
@@ -132,33 +125,93 @@ def test_latest_errors(client):
     _assert_error(client.get("/latest"), 422, "invalid_request")
 
 
-def test_predict_answers_with_the_published_models_not_a_recomputation(client, published, api_lake):
-    version, manifest, snap = published
-    folder = api_lake / "gold" / "models" / version
-    direction = _native(folder, manifest["models"]["direction"], snap)
-    returns = _native(folder, manifest["models"]["return"], snap)
-    close = snap["columns"].index("close")
-    for symbol in snap["symbols"]:
-        body = client.post("/predict", json={"symbol": symbol}).json()
-        assert body["model_version"] == version and body["symbol"] == symbol
-        assert body["asof"] == snap["symbols"][symbol]["ts"][-1]
-        assert body["horizon"] == {"bars": 1, "interval": "1d"}
-        for task, served in body["served"].items():
-            doc = manifest["models"][task]
-            assert served == (doc["algorithm"] if doc["serve"] == "model" else "baseline")
-        if body["served"]["direction"] != "baseline":
-            assert body["prob_up"] == pytest.approx(direction[symbol], abs=1e-5)
-        if body["served"]["return"] != "baseline" and symbol in returns:
-            assert body["predicted_return"] == pytest.approx(returns[symbol], abs=1e-5)
-        last_close = snap["symbols"][symbol]["values"][-1][close]
-        assert body["close"] == last_close
-        assert body["predicted_close"] == pytest.approx(last_close * (1 + body["predicted_return"]))
-        t = manifest["signal_thresholds"]
-        expected = "buy" if body["prob_up"] >= t["buy"] else "sell" if body["prob_up"] <= t["sell"] else "hold"
-        assert body["signal"] == expected
-        base = body["baseline"]
-        assert base["prob_up"] == manifest["baselines"]["direction"]["prob_up"]
-        assert base["predicted_return"] == 0.0 and base["predicted_close"] == last_close
+def _newest_scores(published_lake) -> dict[str, dict]:
+    """The oracle: gold/predictions of the published version as the batch export wrote them — the
+    NATIVE scikit-learn / PyTorch models (which the API never loads) scored on the training frame
+    (not on the API's snapshot inputs). Each symbol's newest bar is the one with no next bar yet."""
+    frame = published_lake.predictions
+    newest = frame[frame["ts"] == frame.groupby("symbol")["ts"].transform("max")]
+    assert len(newest) == 3 and newest["actual_return"].isna().all() and newest["symbol"].is_unique
+    assert np.isfinite(newest[["prob_up", "predicted_return", "baseline_prob_up", "close"]].to_numpy()).all()
+    return {row["symbol"]: row for row in newest.to_dict("records")}
+
+
+def _republish(lake: Path, serve: dict[str, str]) -> None:
+    """Serve `task` by its model or its baseline, as export would have published it: manifest
+    edited, and `latest` re-signed with the new manifest's sha256 (files are unchanged)."""
+    models = lake / "gold" / "models"
+    pointer = json.loads((models / "latest").read_text())
+    path = models / pointer["version"] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for task, how in serve.items():
+        manifest["models"][task].update(promoted=how == "model", serve=how)
+    raw = json.dumps(manifest).encode()
+    path.write_bytes(raw)
+    (models / "latest").write_text(json.dumps({**pointer, "manifest_sha256": hashlib.sha256(raw).hexdigest()}))
+
+
+def _utc(ts) -> pd.Timestamp:  # noqa: ANN001
+    t = pd.Timestamp(ts)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t
+
+
+def _signal(prob_up: float) -> str:
+    return "buy" if prob_up >= 0.55 else "sell" if prob_up <= 0.45 else "hold"  # the documented thresholds
+
+
+@pytest.mark.parametrize(
+    "serve",
+    [
+        None,
+        {"direction": "model", "return": "model"},
+        {"direction": "baseline", "return": "baseline"},
+        {"direction": "model", "return": "baseline"},
+        {"direction": "baseline", "return": "model"},
+    ],
+    ids=["as-published", "both-models", "both-baselines", "direction-model", "return-model"],
+)
+def test_predict_equals_the_batch_scores_of_the_native_models_for_every_symbol(published_lake, tmp_path, serve):
+    """Whatever the seed promoted, both branches are exercised: a task served by its model answers
+    the native model's number for the newest bar; one served by its baseline answers the baseline's."""
+    lake = _copy_lake(published_lake, tmp_path)
+    if serve:
+        _republish(lake, serve)
+    oracle = _newest_scores(published_lake)
+    client = _client(lake)
+    assert sorted(s["symbol"] for s in client.get("/symbols").json()["symbols"]) == sorted(oracle)
+    for symbol, row in oracle.items():
+        how = serve or {
+            "direction": "model" if row["direction_promoted"] else "baseline",
+            "return": "model" if row["return_promoted"] else "baseline",
+        }
+        response = client.post("/predict", json={"symbol": symbol})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model_version"] == row["model_version"] == published_lake.version and body["symbol"] == symbol
+        assert _utc(body["asof"]) == _utc(row["ts"]) and body["close"] == pytest.approx(row["close"], rel=1e-12)
+        assert body["horizon"] == {"bars": 1, "interval": "1d"} and body["interval"] == row["interval"]
+        assert body["served"] == {
+            "direction": row["direction_model"] if how["direction"] == "model" else "baseline",
+            "return": row["return_model"] if how["return"] == "model" else "baseline",
+        }
+        if how["direction"] == "model":
+            assert body["prob_up"] == pytest.approx(row["prob_up"], abs=1e-5), symbol
+        else:
+            assert body["prob_up"] == row["baseline_prob_up"]
+        if how["return"] == "model":
+            assert body["predicted_return"] == pytest.approx(row["predicted_return"], abs=1e-5), symbol
+        else:
+            assert body["predicted_return"] == 0.0  # persistence
+        assert body["predicted_close"] == pytest.approx(row["close"] * (1 + body["predicted_return"]), rel=1e-9)
+        assert body["signal"] == _signal(body["prob_up"]) and body["notes"] == []
+        if serve is None:
+            assert body["signal"] == row["signal"]  # as export scored the served probability
+        assert body["baseline"] == {
+            "prob_up": row["baseline_prob_up"],
+            "signal": _signal(row["baseline_prob_up"]),
+            "predicted_return": 0.0,
+            "predicted_close": pytest.approx(row["close"], rel=1e-12),
+        }
 
 
 def test_predict_get_equals_post_and_accepts_an_encoded_caret(fresh_lake):
@@ -290,7 +343,11 @@ def _publish_copy(models: Path, old: str, new: str, serve_baseline: str | None =
         manifest["models"][serve_baseline].update(promoted=False, serve="baseline")
     raw = json.dumps(manifest).encode()
     (models / new / "manifest.json").write_bytes(raw)
-    pointer = {"version": new, "manifest_sha256": sha256(raw), "published_at": "2025-02-01T00:00:00+00:00"}
+    pointer = {
+        "version": new,
+        "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+        "published_at": "2025-02-01T00:00:00+00:00",
+    }
     (models / "latest").write_text(json.dumps(pointer))
 
 
@@ -310,6 +367,111 @@ def test_a_new_latest_is_picked_up_and_older_versions_stay_addressable(fresh_lak
     assert [v["version"] for v in eager.get("/models").json()["versions"]] == ["29990101T000000Z", version]
 
 
+def _logged(capsys) -> list[dict]:  # noqa: ANN001
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def test_an_unreadable_store_after_a_good_load_keeps_serving_the_version_in_memory(fresh_lake, published, capsys):
+    """The verified version in memory needs no storage: a store that cannot be read (a symlink
+    loop stands for a broken mount or a permission error, which root ignores) or is gone keeps
+    it served, /health says why it may be stale; what needs the store is a JSON 503, never a 500."""
+    version = published[0]
+    client = _client(fresh_lake, reload_seconds=0)  # every request looks at the store
+    before = client.get("/predict/SYN0001").json()
+    assert client.get("/health").json()["store_error"] is None
+    models, away = fresh_lake / "gold" / "models", fresh_lake / "gold" / "models.away"
+    models.rename(away)
+    models.symlink_to(models)  # ELOOP on every read
+    capsys.readouterr()
+    response = client.get("/predict/SYN0001")
+    assert response.status_code == 200 and response.json() == before
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and health["model_version"] == version
+    assert "latest" in health["store_error"] and "symbolic links" in health["store_error"]
+    assert version in health["store_error"]
+    assert any(r.get("event") == "store_unreadable" and r["level"] == "WARNING" for r in _logged(capsys))
+    # What the version in memory cannot answer needs the store: a clear 503.
+    other = _assert_error(
+        client.get("/predict/SYN0001", params={"model": "20990101T000000Z"}), 503, "storage_unavailable"
+    )
+    assert "20990101T000000Z/manifest.json" in other["message"]
+    _assert_error(client.get("/models"), 503, "storage_unavailable")
+    # The lake folder gone altogether (wiped for a rebuild, unmounted): still the version in memory.
+    models.unlink()
+    assert client.post("/predict", json={"symbol": "SYN0001"}).json() == before
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "does not exist" in health["store_error"]
+    # Back: healthy again, nothing reloaded needlessly.
+    away.rename(models)
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["store_error"] is None and health["model_version"] == version
+    assert client.get("/predict/SYN0001").json() == before
+
+
+def test_a_new_version_that_cannot_be_read_yet_is_retried_not_skipped(fresh_lake, published):
+    """`latest` switched to a version whose files cannot be read (yet): the old version stays
+    served, and once they can be read the new one is loaded — the failed attempt is not remembered
+    as done."""
+    version = published[0]
+    models, new = fresh_lake / "gold" / "models", "29990101T000000Z"
+    client = _client(fresh_lake, reload_seconds=0)
+    before = client.get("/predict/SYN0001").json()
+    _publish_copy(models, version, new, serve_baseline="direction")
+    (models / new).rename(models / "staged")
+    (models / new).symlink_to(models / new)  # ELOOP: the new version's manifest cannot be read
+    response = client.get("/predict/SYN0001")
+    assert response.status_code == 200 and response.json() == before
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and f"{new}/manifest.json" in health["store_error"]
+    (models / new).unlink()
+    (models / "staged").rename(models / new)
+    after = client.get("/predict/SYN0001").json()
+    assert after["model_version"] == new and after["served"]["direction"] == "baseline"
+    assert client.get("/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\x80\x81 not utf-8", "not JSON"),
+        (b'{"version": "2025', "not JSON"),
+        (b'["20250101T000000Z"]', "not an object"),
+        (b'{"published_at": "2025-01-01T00:00:00+00:00"}', "'version'"),
+        (b'{"version": 7, "manifest_sha256": "ab"}', "'version'"),
+        (b'{"version": "20250101T000000Z"}', "'manifest_sha256'"),
+    ],
+    ids=["not-utf8", "truncated", "a-list", "no-version", "version-not-a-string", "no-sha256"],
+)
+def test_a_malformed_latest_is_a_503_naming_it_at_start_and_after_a_good_load(fresh_lake, content, says):
+    """A readable but malformed pointer is a bad publish: refused (503), as a tampered version is,
+    not a 500 and not a crash at import; a good pointer again serves again."""
+    latest = fresh_lake / "gold" / "models" / "latest"
+    good = latest.read_bytes()
+    running = _client(fresh_lake, reload_seconds=0)
+    assert running.get("/predict/SYN0001").status_code == 200
+    latest.write_bytes(content)
+    for client in (running, _client(fresh_lake)):  # a container already serving, and a new one
+        for response in (client.get("/predict/SYN0001"), client.get("/health")):
+            error = _assert_error(response, 503, "artifact_refused")
+            assert "gold/models/latest" in error["message"] and says in error["message"], error
+    latest.write_bytes(good)
+    assert running.get("/predict/SYN0001").status_code == 200
+
+
+def test_a_latest_naming_a_missing_manifest_is_a_503_naming_the_manifest(fresh_lake):
+    models = fresh_lake / "gold" / "models"
+    good = (models / "latest").read_bytes()
+    running = _client(fresh_lake, reload_seconds=0)
+    assert running.get("/predict/SYN0001").status_code == 200
+    (models / "latest").write_text(json.dumps({"version": "20990101T000000Z", "manifest_sha256": "0" * 64}))
+    for client in (running, _client(fresh_lake)):
+        error = _assert_error(client.post("/predict", json={"symbol": "SYN0001"}), 503, "artifact_refused")
+        assert str(models / "20990101T000000Z" / "manifest.json") in error["message"]
+        assert "does not exist" in error["message"]
+    (models / "latest").write_bytes(good)
+    assert running.get("/predict/SYN0001").status_code == 200
+
+
 def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, aws_env, client):
     import boto3
     from moto.server import ThreadedMotoServer
@@ -325,6 +487,7 @@ def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, aws_e
                 key = f"lake/gold/models/{path.relative_to(published_lake.pristine_models)}"
                 s3.put_object(Bucket="candlelake-api", Key=key, Body=path.read_bytes())
         remote = _client("s3://candlelake-api/lake", s3_endpoint=endpoint)
+        kept = _client("s3://candlelake-api/lake", s3_endpoint=endpoint, reload_seconds=0)
         assert remote.get("/health").json()["lake_root"] == "s3://candlelake-api/lake"
         for symbol in ("SYN0001", "SYN0003"):
             assert remote.get(f"/predict/{symbol}").json() == client.get(f"/predict/{symbol}").json()
@@ -336,6 +499,14 @@ def test_artifacts_are_served_from_a_bucket_on_moto_server(published_lake, aws_e
         _assert_error(
             _client("s3://candlelake-api/lake", s3_endpoint=endpoint).get("/predict/SYN0001"), 503, "artifact_refused"
         )
+        # The bucket gone: a container that loaded before keeps its verified version and says why.
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="candlelake-api"):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket="candlelake-api", Key=obj["Key"])
+        s3.delete_bucket(Bucket="candlelake-api")
+        assert kept.get("/predict/SYN0003").json() == client.get("/predict/SYN0003").json()
+        health = kept.get("/health").json()
+        assert health["status"] == "degraded" and "NoSuchBucket" in health["store_error"], health
     finally:
         server.stop()
 
@@ -451,6 +622,64 @@ def test_a_local_pipeline_run_executes_the_state_machine_in_the_background(tmp_p
     assert [s["state"] for s in status["states"]][:2] == ["Defaults", "ApplyInput"]
     assert (lake / "gold" / "pipeline_failures" / "_delta_log").is_dir()
     assert _client(lake).get("/pipeline/runs/local-1").json()["status"] == "FAILED"  # after a restart too
+
+
+def test_pipeline_runs_without_a_state_machine_or_a_local_lake_folder_are_503(tmp_path, aws_env):
+    """A Lambda given an s3:// lake but no CANDLELAKE_STATE_MACHINE_ARN, or a local lake root that
+    cannot hold runs/ (here a file): nothing can run the pipeline, and the answer says so."""
+    from moto import mock_aws
+
+    with mock_aws():  # no bucket: the API has no model either, and says which store failed
+        client = _client("s3://candlelake-nothing/lake")
+        assert "candlelake-nothing" in _assert_error(client.get("/health"), 503, "storage_unavailable")["message"]
+        for response in (client.post("/pipeline/runs", json={"name": "r1"}), client.get("/pipeline/runs/r1")):
+            error = _assert_error(response, 503, "pipeline_unavailable")
+            assert "CANDLELAKE_STATE_MACHINE_ARN" in error["message"]
+    not_a_folder = tmp_path / "lake"
+    not_a_folder.write_text("a file where the lake folder should be")
+    error = _assert_error(
+        _client(not_a_folder).post("/pipeline/runs", json={"name": "r1"}), 503, "pipeline_unavailable"
+    )
+    assert str(not_a_folder / "runs") in error["message"]
+
+
+def _wait_for_exit(client: TestClient, run_id: str) -> dict:
+    deadline = time.monotonic() + 60
+    while (response := client.get(f"/pipeline/runs/{run_id}")).json().get("status") == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_runner_that_exits_without_a_usable_history_reports_failed_not_500(tmp_path, monkeypatch):
+    """Stand-ins for step_functions.run_local that die before or while writing `runs/<id>.json`."""
+    from serving.pipeline_runs import LocalRuns
+
+    lake = tmp_path / "lake"
+    scripts = {
+        "dies": "import sys; print('runner: cannot import pyspark'); sys.exit(3)",
+        "cut": 'import sys; open(sys.argv[1], \'w\').write(\'{"execution": "cut", "status": "SUCC\')',
+        "odd": "import sys; open(sys.argv[1], 'w').write('[\"SUCCEEDED\"]')",
+    }
+
+    def command(self, run_id: str, fields: dict[str, str]) -> list[str]:  # noqa: ANN001
+        return [sys.executable, "-c", scripts[run_id], str(lake / "runs" / f"{run_id}.json")]
+
+    monkeypatch.setattr(LocalRuns, "_command", command)
+    client = _client(lake)
+    assert client.post("/pipeline/runs", json={"name": "dies"}).status_code == 202
+    status = _wait_for_exit(client, "dies")
+    assert status["status"] == "FAILED" and status["error"] == "runner exited with code 3", status
+    assert "cannot import pyspark" in status["cause"]
+    for run_id in ("cut", "odd"):
+        assert client.post("/pipeline/runs", json={"name": run_id}).status_code == 202
+        status = _wait_for_exit(client, run_id)
+        assert status["status"] == "FAILED" and status["error"] == "HistoryUnreadable", status
+        assert str(lake / "runs" / f"{run_id}.json") in status["cause"]
+    restarted = _client(lake)  # the history is all a restarted API knows
+    assert restarted.get("/pipeline/runs/cut").json()["error"] == "HistoryUnreadable"
+    _assert_error(restarted.get("/pipeline/runs/dies"), 404, "unknown_run")  # no history, no process
 
 
 # --- what the Lambda package may contain --------------------------------------------------------
