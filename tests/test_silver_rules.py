@@ -1,19 +1,20 @@
-"""The silver rules on small frames, and the accounting invariant as a property."""
+"""The silver rules on small frames, and the Spark classification against a plain-Python reference."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pyspark.sql import functions as F
 
 from lakehouse import silver
 from lakehouse.tables import BRONZE_SCHEMA
+from tests import silver_reference
 
 pytestmark = pytest.mark.spark
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
+NAN, INF = float("nan"), float("inf")
 
 
 def bronze_row(ts=T0, o=10.0, h=11.0, lo=9.0, c=10.5, adj=None, v=100.0, symbol="A", interval="1d", batch="b1", rid=0):
@@ -25,35 +26,42 @@ def classify_rows(spark, rows):
     return {r["record_id"]: (r["rule"], list(r["failed_rules"])) for r in silver.classify(df, NOW).collect()}
 
 
+# (row, the verdict worked out by hand from the rule table): every rule once, each edge once.
+HAND_CASES = [
+    (bronze_row(rid=1), (None, [])),
+    (bronze_row(rid=2, lo=10.2), ("ohlc_inconsistent", ["ohlc_inconsistent"])),  # low above the open
+    (bronze_row(rid=3, h=10.4), ("ohlc_inconsistent", ["ohlc_inconsistent"])),  # high below the close
+    (bronze_row(rid=4, c=0.0, lo=0.0), ("non_positive_price", ["non_positive_price"])),  # zero close
+    (bronze_row(rid=5, o=None), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=6, h=NAN), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=7, h=INF), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=8, v=-1.0), ("negative_volume", ["negative_volume"])),
+    (bronze_row(rid=9, ts=datetime(2030, 1, 1, tzinfo=UTC)), ("future_timestamp", ["future_timestamp"])),
+    (bronze_row(rid=10, interval="1w"), ("unknown_interval", ["unknown_interval"])),
+    (bronze_row(rid=11, ts=None), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=12, adj=-1.0), ("non_positive_price", ["non_positive_price"])),
+    (bronze_row(rid=13, adj=NAN), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=14, v=-INF), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=15, symbol=None), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=16, interval=None, lo=12.0), ("missing_value", ["missing_value"])),
+    (bronze_row(rid=17, ts=NOW, lo=10.0, h=10.5, v=0.0), (None, [])),  # every bound met exactly
+    (bronze_row(rid=18, ts=NOW + timedelta(microseconds=1)), ("future_timestamp", ["future_timestamp"])),
+    (
+        bronze_row(rid=19, interval="1m", o=-1.0, lo=-2.0),
+        ("unknown_interval", ["unknown_interval", "non_positive_price"]),
+    ),
+]
+
+
 def test_each_row_rule_names_what_it_rejects(spark):
-    nan, inf = float("nan"), float("inf")
-    rows = [
-        bronze_row(rid=1),
-        bronze_row(rid=2, lo=10.2),  # low above the open
-        bronze_row(rid=3, h=10.4),  # high below the close
-        bronze_row(rid=4, c=0.0, lo=0.0),  # zero close
-        bronze_row(rid=5, o=None),
-        bronze_row(rid=6, h=nan),
-        bronze_row(rid=7, h=inf),
-        bronze_row(rid=8, v=-1.0),
-        bronze_row(rid=9, ts=datetime(2030, 1, 1, tzinfo=UTC)),
-        bronze_row(rid=10, interval="1w"),
-        bronze_row(rid=11, ts=None),
-        bronze_row(rid=12, adj=-1.0),
-    ]
-    got = classify_rows(spark, rows)
-    assert got[1] == (None, [])
-    assert got[2][0] == "ohlc_inconsistent"
-    assert got[3][0] == "ohlc_inconsistent"
-    assert got[4] == ("non_positive_price", ["non_positive_price"])
-    assert got[5] == ("missing_value", ["missing_value"])
-    assert got[6] == ("missing_value", ["missing_value"])
-    assert got[7] == ("missing_value", ["missing_value"])
-    assert got[8] == ("negative_volume", ["negative_volume"])
-    assert got[9] == ("future_timestamp", ["future_timestamp"])
-    assert got[10] == ("unknown_interval", ["unknown_interval"])
-    assert got[11] == ("missing_value", ["missing_value"])
-    assert got[12][0] == "non_positive_price"
+    got = classify_rows(spark, [row for row, _ in HAND_CASES])
+    assert got == {row[11]: verdict for row, verdict in HAND_CASES}
+
+
+def test_the_reference_classifier_agrees_with_the_hand_written_verdicts():
+    """The oracle of the property test below is itself checked against hand-worked cases."""
+    rows = [dict(zip(BRONZE_SCHEMA.names, row, strict=True)) for row, _ in HAND_CASES]
+    assert silver_reference.classify(rows, NOW) == {row[11]: verdict for row, verdict in HAND_CASES}
 
 
 def test_several_failed_rules_are_all_recorded_first_one_reported(spark):
@@ -90,30 +98,66 @@ def test_newest_batch_wins_and_prices_are_adjusted(spark):
     assert (row.open, row.high, row.low, row.close) == pytest.approx((5.0, 5.5, 4.5, 5.3))
 
 
-prices = st.one_of(st.floats(-5, 200, allow_nan=False), st.just(float("nan")), st.none())
+# --- property: Spark's classification equals the plain-Python reference, row by row ----------
+
+ODD_VALUES = [None, NAN, INF, -INF, 0.0, -0.0, -1.0]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(
-        st.tuples(prices, prices, prices, prices, st.floats(-10, 1e6), st.integers(0, 5)),
-        min_size=1,
-        max_size=40,
-    )
-)
-def test_every_row_is_accepted_or_quarantined_and_accepted_rows_are_consistent(spark, raw):
-    rows = [
-        bronze_row(ts=datetime(2024, 1, 2 + day, tzinfo=UTC), o=o, h=h, lo=lo, c=c, v=v, rid=i)
-        for i, (o, h, lo, c, v, day) in enumerate(raw)
-    ]
-    classified = silver.classify(spark.createDataFrame(rows, BRONZE_SCHEMA), NOW).cache()
-    accepted = silver.accepted(classified)
-    assert accepted.count() + classified.where(F.col("rule").isNotNull()).count() == len(rows)
-    assert classified.select("record_id").distinct().count() == len(rows)
-    bad = accepted.where(
-        ~((F.col("low") <= F.least("open", "close")) & (F.greatest("open", "close") <= F.col("high")))
-        | (F.col("low") <= 0)
-        | (F.col("volume") < 0)
-    )
-    assert bad.count() == 0
-    assert accepted.groupBy("symbol", "interval", "ts").count().where("count > 1").count() == 0
+@st.composite
+def bronze_batch(draw: st.DrawFn) -> list[dict]:
+    """Bronze rows that reach every rule: mostly consistent bars on a few keys, some fields
+    replaced by odd values, and copies of earlier rows (identical, in another batch, or with
+    another volume or adjusted close) so that repeats and conflicts happen."""
+    rows = []
+    for _ in range(draw(st.integers(1, 16))):
+        base = draw(st.sampled_from([10.0, 20.0]))
+        o = base + draw(st.sampled_from([0.0, 0.5]))
+        c = base + draw(st.sampled_from([0.0, 0.5]))
+        values = {
+            "open": o,
+            "high": max(o, c) + draw(st.sampled_from([0.0, 1.0])),
+            "low": min(o, c) - draw(st.sampled_from([0.0, 1.0])),
+            "close": c,
+            "adj_close": c * draw(st.sampled_from([1.0, 0.5])),
+            "volume": draw(st.sampled_from([0.0, 100.0, 100.0, 100.0, 100.0, -5.0])),
+        }
+        if draw(st.booleans()):
+            field = draw(st.sampled_from(silver_reference.VALUE_FIELDS))
+            values[field] = draw(st.one_of(st.sampled_from(ODD_VALUES), st.floats(1, 25), st.floats(-30, 30)))
+        rows.append(
+            {
+                "symbol": draw(st.sampled_from(["A", "A", "A", "B", "B", None])),
+                "interval": draw(st.sampled_from(["1d", "1d", "1d", "1d", "1h", "5m", "1w", None])),
+                "ts": draw(
+                    st.sampled_from([T0, T0, T0, T0 + timedelta(hours=1), NOW, NOW + timedelta(seconds=1), None])
+                ),
+                **values,
+                "source": "test",
+                "batch_id": draw(st.sampled_from(["b1", "b1", "b2"])),
+                "ingested_at": NOW,
+            }
+        )
+    for i in draw(st.lists(st.integers(0, len(rows) - 1), max_size=8)):
+        copy = dict(rows[i])
+        change = draw(st.sampled_from(["none", "batch", "volume", "adj_close"]))
+        if change == "batch":
+            copy["batch_id"] = "b2" if copy["batch_id"] == "b1" else "b1"
+        elif change == "volume":
+            copy["volume"] = draw(st.sampled_from([0.0, -0.0, 100.0, 250.0]))
+        elif change == "adj_close":
+            copy["adj_close"] = draw(st.sampled_from([10.0, 5.0, 2.5]))
+        rows.append(copy)
+    record_ids = draw(st.permutations(range(len(rows))))
+    return [{**row, "record_id": rid} for row, rid in zip(rows, record_ids, strict=True)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bronze_batch())
+def test_spark_classification_matches_the_python_reference_row_by_row(spark, rows):
+    df = spark.createDataFrame([tuple(row[c] for c in BRONZE_SCHEMA.names) for row in rows], BRONZE_SCHEMA)
+    collected = silver.classify(df, NOW).select("record_id", "rule", "failed_rules").collect()
+    got = {r.record_id: (r.rule, list(r.failed_rules)) for r in collected}
+    assert len(collected) == len(got) == len(rows), "every bronze row is classified exactly once"
+    expected = silver_reference.classify(rows, NOW)
+    diff = {rid: (got.get(rid), verdict) for rid, verdict in expected.items() if got.get(rid) != verdict}
+    assert not diff, f"record_id: (spark, reference): {diff}\nrows: {rows}"
