@@ -331,6 +331,7 @@ def test_a_corrupted_onnx_artifact_is_refused_and_latest_unchanged(spark, publis
     ):
         run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
     _assert_nothing_published(spark, cfg, published_lake.version, second, before)
+    assert not (Path(root) / "gold" / "models" / second).exists()  # refused before anything was written
 
 
 def test_a_file_changed_after_writing_fails_the_checksum_and_latest_is_unchanged(
@@ -368,3 +369,19 @@ def test_an_onnx_graph_that_differs_from_its_native_model_is_refused_and_latest_
         run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
     monkeypatch.undo()
     _assert_nothing_published(spark, cfg, published_lake.version, second, before)
+    assert not (Path(root) / "gold" / "models" / second).exists()  # refused before anything was written
+
+
+def test_a_failed_re_export_of_the_published_version_leaves_its_files_as_they_were(
+    spark, published_lake, tmp_path, monkeypatch
+):
+    """Re-exporting the live version (after a registry edit, say) and failing verification must not have
+    overwritten the files `latest` vouches for: serving would then refuse the manifest it names."""
+    cfg = copy_lake(published_lake, tmp_path)
+    models = Path(cfg.resolved_root) / "gold" / "models"
+    before = _fingerprint(models)
+    honest_native = export.run_native
+    monkeypatch.setattr(export, "run_native", lambda model, task, x: honest_native(model, task, x) + 1e-3)
+    with pytest.raises(ExportFailed, match=r"^(direction|return): ONNX differs from the native model by 1\.00e-03"):
+        run_export(spark, cfg, model_version=published_lake.version, run_id="r4", now=LATER, **QUIET)
+    assert _fingerprint(models) == before

@@ -7,9 +7,11 @@
     gold/models/<version>/manifest.json   spec, input schema, metrics, baselines, lineage, sha256 of every file
     gold/models/latest                    {"version": …, "manifest_sha256": …} — switched last, atomically
 
-Order matters: every file is written, read back and checked against its sha256, and each ONNX
-graph is run against its native model on the exported rows (≤ 1e-5) before `latest` moves. A
-failure anywhere leaves `latest` naming the previous version.
+Order matters: each ONNX graph is run against its native model on the exported rows (≤ 1e-5)
+before anything is written — re-exporting the published version must not overwrite the files
+`latest` vouches for with ones that then fail — and every file is then written, read back and
+checked against its sha256 before `latest` moves. A failure anywhere leaves `latest` naming the
+previous version.
 
 Promotion: the best model of a task (by its holdout key metric) is promoted only if it beats
 its baseline on that metric; otherwise the manifest says so and serving answers with the
@@ -124,6 +126,30 @@ def run_native(model: Any, task: str, x: np.ndarray) -> np.ndarray:
     return predict(model, task, x)
 
 
+def verify_models(
+    models_doc: dict[str, Any], files: dict[str, bytes], snap: dict[str, Any], log=print
+) -> dict[str, Any]:
+    """task → its loaded native model, once its ONNX graph reproduces it on the snapshot rows.
+
+    Runs on the bytes about to be written, before anything is written: a failed re-export of the
+    published version must leave that version's files (and so the manifest `latest` names) alone."""
+    natives: dict[str, Any] = {}
+    for task, doc in models_doc.items():
+        payload = {n.split("/", 1)[1]: files[n] for n in doc["files"].values()}
+        symbols, x = snapshot_inputs(snap, doc["input"])
+        try:
+            natives[task] = load_native(payload)
+            native = run_native(natives[task], task, x)
+            onnx = run_onnx(payload["model.onnx"], doc["input"], x)
+        except Exception as exc:  # a corrupt or incompatible artifact: refuse to publish it
+            raise ExportFailed(f"{task}: cannot run the exported model: {exc}; latest not switched") from exc
+        worst = float(np.max(np.abs(native - onnx))) if len(x) else 0.0
+        if not worst <= ONNX_TOLERANCE:
+            raise ExportFailed(f"{task}: ONNX differs from the native model by {worst:.2e} > {ONNX_TOLERANCE}")
+        log(f"[export] {task}: ONNX matches native on {len(symbols)} latest row(s) (max |Δ| {worst:.1e})")
+    return natives
+
+
 def latest_version(root: str) -> str | None:
     store = ObjectStore(root, MODELS_DIR)
     return json.loads(store.read(LATEST))["version"] if store.exists(LATEST) else None
@@ -231,29 +257,16 @@ def run_export(
         },
         "files": {name: {"sha256": sha256(data_), "bytes": len(data_)} for name, data_ in sorted(files.items())},
     }
+    natives = verify_models(models_doc, files, snap, log)
     for name, payload in files.items():
         store.write_bytes(name, payload)
     manifest_bytes = json.dumps(manifest, indent=1, default=str).encode()
     store.write_bytes(MANIFEST, manifest_bytes, "application/json")
 
-    # Verify what is in storage, not what is in memory.
+    # Verify what is in storage, not what is in memory: equal bytes are the graphs checked above.
     for name, meta in manifest["files"].items():
         if sha256(store.read_bytes(name)) != meta["sha256"]:
             raise ExportFailed(f"{store.uri(name)}: sha256 mismatch after writing; latest not switched")
-    natives: dict[str, Any] = {}
-    for task, doc in models_doc.items():
-        stored = {n.split("/", 1)[1]: store.read_bytes(n) for n in doc["files"].values()}
-        symbols, x = snapshot_inputs(snap, doc["input"])
-        try:
-            natives[task] = load_native(stored)
-            native = run_native(natives[task], task, x)
-            onnx = run_onnx(stored["model.onnx"], doc["input"], x)
-        except Exception as exc:  # a corrupt or incompatible artifact: refuse to publish it
-            raise ExportFailed(f"{task}: cannot run the exported model: {exc}; latest not switched") from exc
-        worst = float(np.max(np.abs(native - onnx))) if len(x) else 0.0
-        if not worst <= ONNX_TOLERANCE:
-            raise ExportFailed(f"{task}: ONNX differs from the native model by {worst:.2e} > {ONNX_TOLERANCE}")
-        log(f"[export] {task}: ONNX matches native on {len(symbols)} latest row(s) (max |Δ| {worst:.1e})")
 
     previous = latest_version(root)
     pointer = {"version": model_version, "manifest_sha256": sha256(manifest_bytes), "published_at": now.isoformat()}
