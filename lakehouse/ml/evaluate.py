@@ -1,8 +1,9 @@
 """Walk-forward evaluation of one model family: fit inside each training fold, score its test block.
 
 `fit_fold` is the only place a model meets data, and it is given the training rows alone (the
-frame's other rows are not passed in), which is what the leakage test checks: scrambling every
-label after a fold's training end leaves the fitted model and its test predictions unchanged.
+frame's other rows are not passed in), which is what the leakage test checks: replacing every
+feature and label after a fold's training end by noise leaves the fitted model unchanged (it
+predicts the same on the original test rows).
 """
 
 from __future__ import annotations
