@@ -1,16 +1,18 @@
 """Ingest → silver end to end on local lakes: accounting, incrementality, idempotence."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import delta_io
 from lakehouse.ingest import run_ingest
 from lakehouse.silver_build import run_build_silver
-from lakehouse.sources import SourceError
+from lakehouse.sources import FetchRequest, SourceError, get_source
+from lakehouse.sources.yfinance_source import YFinanceSource
 from lakehouse.tables import BRONZE_CANDLES, SILVER_CANDLES, SILVER_PROCESSED_BATCHES, SILVER_QUARANTINE
+from tests.test_sources import recorded_download
 
 pytestmark = pytest.mark.spark
 
@@ -87,6 +89,12 @@ def test_csv_with_an_unknown_column_is_refused_before_anything_is_written(spark,
     assert not delta_io.exists(spark, BRONZE_CANDLES, cfg.resolved_root)
 
 
+def _silver_frame(spark, root: str) -> pd.DataFrame:
+    """silver/candles as plain pandas rows in key order: a copy that later writes cannot change."""
+    frame = delta_io.read(spark, SILVER_CANDLES, root).toPandas()
+    return frame.sort_values(["symbol", "interval", "ts"]).reset_index(drop=True)
+
+
 def test_sample_ingest_is_incremental_and_silver_is_idempotent(spark, make_config):
     quiet = {"log": lambda *_: None}
     first = make_config(end="2010-01-01")
@@ -105,22 +113,30 @@ def test_sample_ingest_is_incremental_and_silver_is_idempotent(spark, make_confi
         "the catch-up re-fetched bars before the watermark"
     )
     run_build_silver(spark, cfg, now=NOW, **quiet)
-    snapshot = delta_io.read(spark, SILVER_CANDLES, root).cache()
+    snapshot = _silver_frame(spark, root)
+    # Oracle: every bar the bundled files hold (all valid) is in silver once, its close adjusted.
+    bundled = get_source("sample").fetch(FetchRequest(cfg.symbols, "1d"))
+    bundled = bundled.sort_values(["symbol", "ts"]).reset_index(drop=True)
+    assert len(snapshot) == len(bundled)
+    assert (snapshot["symbol"] == bundled["symbol"]).all() and (snapshot["interval"] == "1d").all()
+    assert (pd.to_datetime(snapshot["ts"]).dt.tz_localize(None) == bundled["ts"].dt.tz_localize(None)).all()
+    assert snapshot["close_unadjusted"].tolist() == bundled["close"].tolist()
+    assert snapshot["close"].to_numpy() == pytest.approx(bundled["adj_close"].to_numpy(), rel=1e-12)
     versions = {t: delta_io.version(spark, t, root) for t in (BRONZE_CANDLES, SILVER_CANDLES)}
 
-    again = run_ingest(spark, cfg, now=NOW, **quiet)
-    rebuilt = run_build_silver(spark, cfg, now=NOW, **quiet)
+    # Re-runs a day later: a rewritten row would change at least its updated_at.
+    later = NOW + timedelta(days=1)
+    again = run_ingest(spark, cfg, now=later, **quiet)
+    rebuilt = run_build_silver(spark, cfg, now=later, **quiet)
+    pd.testing.assert_frame_equal(_silver_frame(spark, root), snapshot, check_exact=True)
     assert again.rows_written == 0 and again.details["new_rows"] == 0
     assert rebuilt.rows_read == 0
     assert {t: delta_io.version(spark, t, root) for t in versions} == versions
-    after = delta_io.read(spark, SILVER_CANDLES, root)
-    assert after.groupBy("symbol", "interval", "ts").count().where("count > 1").count() == 0
-    assertDataFrameEqual(after, snapshot)
-    assert after.count() == 18045
 
-    refreshed = run_build_silver(spark, cfg, now=NOW, full_refresh=True, **quiet)
+    refreshed = run_build_silver(spark, cfg, now=later, full_refresh=True, **quiet)
+    pd.testing.assert_frame_equal(_silver_frame(spark, root), snapshot, check_exact=True)
     assert refreshed.details["inserted"] == refreshed.details["updated"] == 0
-    assertDataFrameEqual(delta_io.read(spark, SILVER_CANDLES, root), snapshot)
+    assert delta_io.read(spark, SILVER_QUARANTINE, root).count() == 0
 
 
 def test_backfill_reingests_history_without_duplicating_silver(spark, make_config):
@@ -138,3 +154,98 @@ def test_backfill_reingests_history_without_duplicating_silver(spark, make_confi
     assert again.rows_written == 60
     assert built.rows_read == 60 and built.rows_written == 0 and built.rows_quarantined == 0
     assert delta_io.read(spark, SILVER_CANDLES, cfg.resolved_root).count() == 60
+
+
+MULTI_INTERVAL_CSV = """symbol,interval,ts,open,high,low,close,adj_close,volume
+AAA,1d,2024-01-02,100,110,90,105,52.5,1000
+AAA,1h,2024-01-02T14:30:00Z,100,101,99,100.5,50.25,300
+AAA,1h,2024-01-02T15:30:00Z,100.5,102,100,101,50.5,200
+AAA,5m,2024-01-02T14:30:00Z,100,100.4,99.8,100.2,50.1,40
+AAA,5m,2024-01-02T14:35:00Z,100.2,100.6,100,100.4,100.4,30
+BBB,5m,2024-01-02T09:30:00-05:00,20,21,19.5,20.5,20.5,7
+"""
+
+# Worked out by hand: prices × adj_close/close; ts in UTC; (symbol, interval, ts) is the key, so
+# AAA's 1h and 5m bars at 14:30 are two candles.
+EXPECTED_SILVER = [
+    ("AAA", "1d", "2024-01-02 00:00", 50.0, 55.0, 45.0, 52.5, 1000.0, 105.0, 0.5),
+    ("AAA", "1h", "2024-01-02 14:30", 50.0, 50.5, 49.5, 50.25, 300.0, 100.5, 0.5),
+    ("AAA", "1h", "2024-01-02 15:30", 50.25, 51.0, 50.0, 50.5, 200.0, 101.0, 0.5),
+    ("AAA", "5m", "2024-01-02 14:30", 50.0, 50.2, 49.9, 50.1, 40.0, 100.2, 0.5),
+    ("AAA", "5m", "2024-01-02 14:35", 100.2, 100.6, 100.0, 100.4, 30.0, 100.4, 1.0),
+    ("BBB", "5m", "2024-01-02 14:30", 20.0, 21.0, 19.5, 20.5, 7.0, 20.5, 1.0),
+]
+
+
+def _silver_tuples(spark, root: str) -> list[tuple]:
+    rows = delta_io.read(spark, SILVER_CANDLES, root).select(
+        "symbol",
+        "interval",
+        F.date_format("ts", "yyyy-MM-dd HH:mm").alias("ts"),
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "close_unadjusted",
+        "adj_factor",
+    )
+    return sorted(tuple(r) for r in rows.collect())
+
+
+def test_hourly_and_five_minute_bars_reach_silver_with_their_interval_and_per_interval_watermark(
+    spark, tmp_path, make_config
+):
+    path = tmp_path / "intraday.csv"
+    path.write_text(MULTI_INTERVAL_CSV)
+    quiet = {"log": lambda *_: None}
+    cfg = make_config(source="csv", csv_path=str(path), symbols=(), intervals=("1d", "1h", "5m"))
+    assert run_ingest(spark, cfg, now=NOW, **quiet).rows_written == 6
+    built = run_build_silver(spark, cfg, now=NOW, **quiet)
+    assert (built.rows_read, built.rows_quarantined) == (6, 0)
+    got = _silver_tuples(spark, cfg.resolved_root)
+    assert [g[:3] for g in got] == [e[:3] for e in EXPECTED_SILVER]
+    for g, e in zip(got, EXPECTED_SILVER, strict=True):
+        assert g[3:] == pytest.approx(e[3:], rel=1e-12), g[:3]
+
+    # A later 5m bar of AAA is new although AAA's 1h watermark (15:30) is later still: watermarks are
+    # per (symbol, interval). The 5m bar at 14:25 is behind AAA's 5m watermark and is not re-ingested.
+    path.write_text(
+        MULTI_INTERVAL_CSV
+        + "AAA,5m,2024-01-02T14:40:00Z,100.4,100.5,100.1,100.3,100.3,20\n"
+        + "AAA,5m,2024-01-02T14:25:00Z,99,99.5,98.5,99.2,99.2,10\n"
+    )
+    assert run_ingest(spark, cfg, now=NOW, **quiet).rows_written == 1
+    run_build_silver(spark, cfg, now=NOW, **quiet)
+    added = ("AAA", "5m", "2024-01-02 14:40", 100.4, 100.5, 100.1, 100.3, 20.0, 100.3, 1.0)
+    assert _silver_tuples(spark, cfg.resolved_root) == sorted([*EXPECTED_SILVER, added])
+
+
+def test_a_partial_yfinance_answer_is_written_and_the_missing_symbol_fetched_on_the_next_run(
+    spark, make_config, capsys
+):
+    requests = []
+
+    def download(**kwargs):
+        requests.append(kwargs)
+        if len(requests) <= 3:  # the first run: MSFT never comes (3 attempts), AAPL does
+            if "AAPL" in kwargs["tickers"]:
+                return recorded_download(["AAPL"])
+            raise ConnectionError("Connection reset by peer")
+        return recorded_download(kwargs["tickers"])
+
+    source = YFinanceSource(download=download, attempts=3, initial_wait_s=0, max_wait_s=0)
+    cfg = make_config(source="yfinance", symbols=("AAPL", "MSFT"))
+    logged: list[str] = []
+    first = run_ingest(spark, cfg, source=source, now=NOW, log=logged.append)
+    assert first.rows_written == 3 and first.details["missing_symbols"] == "1d:MSFT"
+    assert any("returned no rows for MSFT" in line for line in logged)
+    assert "missing_symbols=1d:MSFT" in capsys.readouterr().out
+    bronze = delta_io.read(spark, BRONZE_CANDLES, cfg.resolved_root)
+    assert sorted(r.symbol for r in bronze.select("symbol").distinct().collect()) == ["AAPL"]
+
+    second = run_ingest(spark, cfg, source=source, now=NOW, log=lambda *_: None)
+    assert requests[3]["tickers"] == ["AAPL", "MSFT"] and "start" not in requests[3], "MSFT had no watermark"
+    assert second.rows_written == 2 and "missing_symbols" not in second.details
+    bronze = delta_io.read(spark, BRONZE_CANDLES, cfg.resolved_root)
+    assert bronze.groupBy("symbol").count().orderBy("symbol").collect() == [("AAPL", 3), ("MSFT", 2)]
