@@ -1,5 +1,6 @@
 """The Glue entry scripts as a user runs them: `python -m glue_jobs.<name>`."""
 
+import os
 import subprocess
 import sys
 
@@ -38,6 +39,24 @@ def test_glue_system_arguments_are_ignored_not_fatal(capsys):
     captured = capsys.readouterr()
     assert code == 1 and "unsupported interval" in captured.err
     assert "ignoring arguments not meant for this job: --JOB_NAME x" in captured.err
+
+
+def test_a_job_without_the_local_jars_stops_naming_them_and_make_setup(tmp_path):
+    """CANDLELAKE_JARS_DIR is honoured, and a job stops before any Spark starts, saying what to run."""
+    empty = tmp_path / "jars"
+    empty.mkdir()
+    env = {**os.environ, "CANDLELAKE_JARS_DIR": str(empty)}
+    out = subprocess.run(
+        [sys.executable, "-m", "glue_jobs.build_silver", "--lake-root", str(tmp_path / "lake")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 1
+    assert f"missing JARs in {empty}: delta-spark_2.12-3.3.2.jar" in out.stderr
+    assert "Run `make setup`" in out.stderr
+    assert not (tmp_path / "lake").exists()
 
 
 @pytest.mark.spark
