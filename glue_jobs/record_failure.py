@@ -23,7 +23,12 @@ def _record(args, cfg) -> JobSummary:  # noqa: ANN001
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for(JOB, "Append the failed states of a pipeline execution to gold/pipeline_failures.")
     parser.add_argument("--execution-id", "--execution_id", default="local", help="the Step Functions execution ARN")
-    parser.add_argument("--failures", default="", help='JSON: {"<State>": {"Error": …, "Cause": …}}')
+    parser.add_argument(
+        "--failures",
+        default="",
+        help='JSON: {"<State>": {"Error": …, "Cause": …}}; anything else is recorded as an UnparsableFailures row '
+        "with the raw text as its cause (the job still exits 0: the Catch path must not lose the failure)",
+    )
     return run_job(JOB, parser, _record, argv)
 
 

@@ -6,7 +6,11 @@ shared by all steps; see `moto_glue` for how).
 
 It prints the execution as the console's event list while it runs, then one line per state
 (status, duration, attempts, error), saves the whole history as JSON under `<lake>/runs/`, and
-ends with a summary of the lake. Exit code 0 when the execution SUCCEEDED, 1 otherwise.
+ends with a summary of the lake.
+
+Exit codes: 0 the execution SUCCEEDED; 1 it did not (FAILED, TIMED_OUT, ABORTED: the state table
+and the error say where); 2 the command line is wrong (an unknown flag, a bad lake setting, a
+malformed --inject-fault, no such --definition file) and nothing was executed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +36,17 @@ REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/candlelake-local"
 RUNS_DIR = "runs"
 TRAIN_FIELDS = ("interval", "folds", "test_bars", "gap", "epochs", "window")
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Lake settings that are not execution input (the ASL passes no such argument): on AWS they are the
+# Glue jobs' DefaultArguments; locally every job gets them as flags, or `--synthetic-bars 700` would
+# be silently ignored and the jobs would run with their defaults.
+JOB_DEFAULT_FLAGS = (
+    ("csv_path", "--csv-path"),
+    ("synthetic_symbols", "--synthetic-symbols"),
+    ("synthetic_bars", "--synthetic-bars"),
+    ("seed", "--seed"),
+    ("s3_endpoint", "--s3-endpoint"),
+)
 
 
 @dataclass
@@ -66,8 +82,14 @@ class Execution:
         return next(r for r in self.states if r.state == state)
 
 
-def execution_input(cfg: LakeConfig, train: dict[str, str] | None = None) -> dict[str, str]:
-    """The documented execution input (step_functions/README.md) for this configuration."""
+def execution_input(
+    cfg: LakeConfig, train: dict[str, str] | None = None, *, given_only: bool = False
+) -> dict[str, str]:
+    """The documented execution input (step_functions/README.md) for this configuration.
+
+    `given_only` keeps the lake root and only the fields set by a flag or an environment variable,
+    so the definition's own Defaults state decides the rest, as when the deployed machine is started
+    with `{}`: the intraday machine then ingests its default `1h,5m`, not the jobs' default `1d`."""
     fields = {
         "lake_root": cfg.resolved_root,
         "source": cfg.source,
@@ -77,15 +99,26 @@ def execution_input(cfg: LakeConfig, train: dict[str, str] | None = None) -> dic
         "end": cfg.end or "",
         "backfill": "true" if cfg.backfill else "false",
     }
+    if given_only:
+        fields = {k: v for k, v in fields.items() if k == "lake_root" or k in cfg.origins}
     fields.update({f"train_{k}": str(v) for k, v in (train or {}).items() if v not in (None, "")})
     return fields
 
 
-def local_jobs() -> dict[str, Any]:
-    """Glue job name → its entry point (glue_jobs.<module>.main), imported when first run."""
+def job_default_arguments(cfg: LakeConfig) -> list[str]:
+    """The flags of `cfg` that the execution input cannot carry (see JOB_DEFAULT_FLAGS)."""
+    values = ((flag, getattr(cfg, name)) for name, flag in JOB_DEFAULT_FLAGS)
+    return [part for flag, value in values if value not in (None, "") for part in (flag, str(value))]
+
+
+def local_jobs(default_arguments: Sequence[str] = ()) -> dict[str, Any]:
+    """Glue job name → its entry point (glue_jobs.<module>.main), imported when first run.
+
+    `default_arguments` come first, so a run's own arguments override them, as a Glue job run's
+    Arguments override the job's DefaultArguments."""
 
     def entry(module: str):  # noqa: ANN202
-        return lambda argv: importlib.import_module(f"glue_jobs.{module}").main(argv)
+        return lambda argv: importlib.import_module(f"glue_jobs.{module}").main([*default_arguments, *argv])
 
     return {definitions.glue_job_name(p): entry(m) for p, m in definitions.GLUE_JOBS.items()}
 
@@ -118,6 +151,11 @@ def summarize(events: list[dict[str, Any]]) -> list[StateRow]:
     return rows
 
 
+def state_jobs() -> dict[str, str]:
+    """State name → the Glue job name it runs (what --inject-fault names)."""
+    return {s: definitions.glue_job_name(p) for s, p in definitions.STATE_JOBS.items()}
+
+
 def _describe(event: dict[str, Any], started: datetime) -> str:
     kind = event["type"]
     at = (event["timestamp"] - started).total_seconds()
@@ -136,13 +174,17 @@ def _describe(event: dict[str, Any], started: datetime) -> str:
 
 
 def _message(cause: str) -> str:
-    """A Glue run's Cause is the GetJobRun JSON; show its ErrorMessage."""
+    """A Glue run's Cause is the GetJobRun JSON: show its ErrorMessage. A PipelineFailed cause is
+    the Catch output `{"<State>": {"Error", "Cause"}}`: show `State: Error: message` for each, so the
+    runner's last line says which state failed and why rather than the start of a JSON document."""
     try:
         body = json.loads(cause)
     except (json.JSONDecodeError, TypeError):
         return str(cause)
     if isinstance(body, dict) and "ErrorMessage" in body:
         return body["ErrorMessage"]
+    if isinstance(body, dict) and body and all(isinstance(v, dict) and "Error" in v for v in body.values()):
+        return "; ".join(f"{state}: {v['Error']}: {_message(str(v.get('Cause', '')))}" for state, v in body.items())
     return json.dumps(body)[:200]
 
 
@@ -151,12 +193,15 @@ def execute(
     execution_in: dict[str, Any],
     *,
     jobs: dict[str, Any] | None = None,
+    job_arguments: Sequence[str] = (),
     faults: str = "",
     retry_scale: float = 1.0,
     name: str | None = None,
     log=print,
 ) -> Execution:
-    """Run `definition` to completion through moto and return what the console would show."""
+    """Run `definition` to completion through moto and return what the console would show.
+
+    The Glue jobs are `jobs`, or our own entry points given `job_arguments` as their defaults."""
     import logging
 
     import boto3
@@ -169,7 +214,6 @@ def execute(
     substitutions = {p: definitions.glue_job_name(p) for p in definitions.GLUE_JOBS}
     substitutions["LakeRoot"] = execution_in.get("lake_root", "lake")
     asl = definitions.render(definition, substitutions)
-    state_jobs = {s: definitions.glue_job_name(p) for s, p in definitions.STATE_JOBS.items()}
     name = name or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     started_wall = time.monotonic()
     with mock_aws(config=MOTO_CONFIG):
@@ -185,7 +229,7 @@ def execute(
                     ExecutionProperty={"MaxConcurrentRuns": 1},
                 )
         machine = sfn.create_state_machine(name=definition.stem.replace(".", "-"), definition=asl, roleArn=ROLE_ARN)
-        with LocalGlue(jobs or local_jobs(), parse_faults(faults, state_jobs), retry_scale) as local:
+        with LocalGlue(jobs or local_jobs(job_arguments), parse_faults(faults, state_jobs()), retry_scale) as local:
             arn = sfn.start_execution(
                 stateMachineArn=machine["stateMachineArn"], name=name, input=json.dumps(execution_in)
             )["executionArn"]
@@ -298,34 +342,34 @@ def main(argv: list[str] | None = None) -> int:
     training = parser.add_argument_group("training (input fields train_<name>; defaults in the ASL's Defaults state)")
     for key in TRAIN_FIELDS:
         training.add_argument(f"--train-{key.replace('_', '-')}", dest=f"train_{key}", default=None, metavar="V")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a usage error exits 2 (argparse's own convention, kept for ours)
+    definition = Path(args.definition)
     try:
         cfg = config_from(args)
-    except ConfigError as exc:
+        parse_faults(args.inject_fault, state_jobs())
+        if not definition.is_file():
+            raise ValueError(f"--definition {definition}: no such file")
+    except (ConfigError, ValueError) as exc:  # checked before anything runs
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     train = {k: getattr(args, f"train_{k}") for k in TRAIN_FIELDS}
-    definition = Path(args.definition)
     print(f"[run_local] {definition} on {cfg.resolved_root} (moto Step Functions interpreter)")
-    try:
-        execution = execute(
-            definition,
-            execution_input(cfg, train),
-            faults=args.inject_fault,
-            retry_scale=args.retry_wait_scale,
-            name=args.name,
-        )
-    except ValueError as exc:  # a malformed --inject-fault
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    execution = execute(
+        definition,
+        execution_input(cfg, train, given_only=True),
+        job_arguments=job_default_arguments(cfg),
+        faults=args.inject_fault,
+        retry_scale=args.retry_wait_scale,
+        name=args.name,
+    )
     print(f"[run_local] execution {execution.name}: {execution.status} in {execution.seconds:.1f}s")
     print(state_table(execution))
     print(f"[run_local] history: {save_history(execution, cfg.resolved_root)}")
     if execution.status != "SUCCEEDED":
         print(f"[run_local] {execution.error}: {_message(execution.cause or '')}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print_summary(cfg, execution.name)
-    return 0
+    return EXIT_SUCCEEDED
 
 
 if __name__ == "__main__":

@@ -1,7 +1,17 @@
 """The pipeline's ASL, executed through moto's interpreter with our Glue jobs: retries, Catch,
-the data-quality gate, and the moto internals the adapter depends on."""
+the data-quality gate, the intraday machine, the runner's exit codes, and the moto internals the
+adapter depends on.
 
+Order does not matter: one successful pipeline execution (`succeeded`, module-scoped) is READ-ONLY;
+a test that runs another execution on top of it works on a copy of its lake (`_copy`)."""
+
+import contextlib
+import io
 import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +23,15 @@ from lakehouse.config import LakeConfig
 from lakehouse.tables import GOLD_PIPELINE_FAILURES, SILVER_CANDLES
 from step_functions import definitions
 from step_functions.moto_glue import Fault, MotoInternalsChanged, check_moto_internals, parse_faults
-from step_functions.run_local import execute, execution_input, main
+from step_functions.run_local import (
+    EXIT_FAILED,
+    EXIT_SUCCEEDED,
+    EXIT_USAGE,
+    execute,
+    execution_input,
+    job_default_arguments,
+    main,
+)
 
 TRANSIENT = {
     "Glue.ConcurrentRunsExceededException",
@@ -91,16 +109,49 @@ def test_fault_specs_are_validated():
         parse_faults("BuildFeatures:1:Oops", jobs)
 
 
+SYMBOLS, BARS = 3, 700  # the pipeline's synthetic lake: enough bars for SMALL_TRAIN's folds
+LAKE_FLAGS = ["--source", "synthetic", "--synthetic-symbols", str(SYMBOLS), "--synthetic-bars", str(BARS)]
+
+
+@dataclass(frozen=True)
+class SucceededRun:
+    """The daily pipeline, run once through the runner's command line with two injected transient
+    failures; its lake is READ-ONLY (copy it with `_copy` to run more executions on it)."""
+
+    cfg: LakeConfig
+    code: int
+    out: str
+
+
 @pytest.fixture(scope="module")
-def lake_cfg(tmp_path_factory):
+def succeeded(spark, tmp_path_factory) -> SucceededRun:
     root = str(tmp_path_factory.mktemp("sfn") / "lake")
-    return LakeConfig(lake_root=root, source="synthetic", symbols=(), synthetic_symbols=3, synthetic_bars=700)
+    cfg = LakeConfig(lake_root=root, source="synthetic", symbols=(), synthetic_symbols=SYMBOLS, synthetic_bars=BARS)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(
+            [
+                "--lake-root", root, *LAKE_FLAGS,
+                *[part for k, v in SMALL_TRAIN.items() for part in (f"--train-{k.replace('_', '-')}", v)],
+                "--inject-fault", "BuildFeatures:2:Glue.ConcurrentRunsExceededException",
+                "--retry-wait-scale", "0",
+                "--name", "retries",
+            ]
+        )  # fmt: skip
+    return SucceededRun(cfg, code, out.getvalue())
+
+
+def _copy(run: SucceededRun, tmp_path: Path) -> LakeConfig:
+    """A private copy of the succeeded lake (Delta logs use relative paths, so a copy is a lake)."""
+    shutil.copytree(run.cfg.resolved_root, tmp_path / "lake")
+    return replace(run.cfg, lake_root=str(tmp_path / "lake"))
 
 
 def _run(cfg, faults="", name=None):
     return execute(
         definitions.PIPELINE,
         execution_input(cfg, SMALL_TRAIN),
+        job_arguments=job_default_arguments(cfg),
         faults=faults,
         retry_scale=0.0,
         name=name,
@@ -110,30 +161,12 @@ def _run(cfg, faults="", name=None):
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_transient_failures_are_retried_and_the_run_succeeds(spark, lake_cfg, capsys):
-    code = main(
-        [
-            "--lake-root",
-            lake_cfg.lake_root,
-            "--source",
-            "synthetic",
-            "--synthetic-symbols",
-            "3",
-            "--synthetic-bars",
-            "700",
-            *[part for k, v in SMALL_TRAIN.items() for part in (f"--train-{k.replace('_', '-')}", v)],
-            "--inject-fault",
-            "BuildFeatures:2:Glue.ConcurrentRunsExceededException",
-            "--retry-wait-scale",
-            "0",
-            "--name",
-            "retries",
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 0, out
+def test_transient_failures_are_retried_and_the_run_succeeds(spark, succeeded):
+    out = succeeded.out
+    assert succeeded.code == EXIT_SUCCEEDED == 0, out
     assert "TaskFailed             Glue.ConcurrentRunsExceededException" in out  # the live event list
-    history = json.loads((Path(lake_cfg.resolved_root) / "runs" / "retries.json").read_text())
+    root = Path(succeeded.cfg.resolved_root)
+    history = json.loads((root / "runs" / "retries.json").read_text())
     assert history["status"] == "SUCCEEDED" and history["events"][-1]["type"] == "ExecutionSucceeded"
     states = {s["state"]: s for s in history["states"]}
     assert list(states) == [
@@ -143,22 +176,29 @@ def test_transient_failures_are_retried_and_the_run_succeeds(spark, lake_cfg, ca
     assert states["BuildFeatures"]["attempts"] == 3
     assert states["BuildFeatures"]["errors"] == ["Glue.ConcurrentRunsExceededException"] * 2
     assert all(s["status"] == "SUCCEEDED" for s in history["states"])
-    assert (Path(lake_cfg.resolved_root) / "gold" / "models" / "latest").is_file()
+    assert (root / "gold" / "models" / "latest").is_file()
     assert "published model version" in out and "data quality:" in out
+    # --synthetic-symbols/--synthetic-bars are not execution input: the jobs must still have used them.
+    by_symbol = {
+        r.symbol: r["count"]
+        for r in delta_io.read(spark, SILVER_CANDLES, str(root)).groupBy("symbol").count().collect()
+    }
+    assert by_symbol == {"SYN0001": BARS, "SYN0002": BARS, "SYN0003": BARS}
 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_a_permanent_failure_at_train_is_caught_recorded_and_leaves_latest(spark, lake_cfg):
-    latest = Path(lake_cfg.resolved_root) / "gold" / "models" / "latest"
+def test_a_permanent_failure_at_train_is_caught_recorded_and_leaves_latest(spark, succeeded, tmp_path):
+    cfg = _copy(succeeded, tmp_path)
+    latest = Path(cfg.resolved_root) / "gold" / "models" / "latest"
     before = latest.read_bytes()
-    run = _run(lake_cfg, faults="Train:2:States.TaskFailed", name="train-fails")
+    run = _run(cfg, faults="Train:2:States.TaskFailed", name="train-fails")
     assert run.status == "FAILED" and run.error == "PipelineFailed"
     assert "InjectedFault" in run.cause and '"Train"' in run.cause
     assert run.row("Train").attempts == 2 and run.row("Train").status == "CAUGHT"  # retried once
     assert run.ran("RecordFailure") and not run.ran("Export")
     assert latest.read_bytes() == before
-    failures = delta_io.read(spark, GOLD_PIPELINE_FAILURES, lake_cfg.resolved_root)
+    failures = delta_io.read(spark, GOLD_PIPELINE_FAILURES, cfg.resolved_root)
     row = failures.where(F.col("execution_id").endswith(":train-fails")).collect()
     assert [(r.state, r.error) for r in row] == [("Train", "States.TaskFailed")]
     assert row[0].message.startswith("InjectedFault")
@@ -166,17 +206,126 @@ def test_a_permanent_failure_at_train_is_caught_recorded_and_leaves_latest(spark
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_a_halt_tier_quality_failure_stops_at_the_gate(spark, lake_cfg):
-    root = lake_cfg.resolved_root
+def test_a_halt_tier_quality_failure_stops_at_the_gate(spark, succeeded, tmp_path):
+    root = _copy(succeeded, tmp_path).resolved_root
     silver = delta_io.read(spark, SILVER_CANDLES, root)
     last = silver.orderBy(F.col("ts").desc()).limit(1)
     corrupted = last.withColumn("close", F.lit(-1.0)).withColumn("updated_at", F.lit(datetime.now(UTC)))
     delta_io.merge_upsert(spark, corrupted, SILVER_CANDLES, root)
 
-    run = _run(lake_cfg, name="quality-halt")
+    run = _run(replace(succeeded.cfg, lake_root=root), name="quality-halt")
     assert run.status == "FAILED" and run.error == "DataQualityHalt"
     assert "close_positive" in run.cause
     assert run.row("BuildFeatures").status == "CAUGHT" and run.row("BuildFeatures").attempts == 2
     assert run.ran("QualityGate") and run.ran("RecordQualityHalt") and not run.ran("Train")
     failures = delta_io.read(spark, GOLD_PIPELINE_FAILURES, root).where(F.col("execution_id").endswith(":quality-halt"))
     assert [r.message.split(":")[0] for r in failures.collect()] == ["QualityHalt"]
+
+
+INTRADAY_SYMBOLS, INTRADAY_BARS = 2, 300
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_intraday_machine_brings_its_default_1h_and_5m_bars_to_silver(spark, tmp_path, capsys):
+    root = tmp_path / "lake"
+    # No --intervals: the machine's own Defaults state says 1h,5m.
+    code = main(
+        [
+            "--definition", str(definitions.INGEST_INTRADAY),
+            "--lake-root", str(root),
+            "--source", "synthetic",
+            "--synthetic-symbols", str(INTRADAY_SYMBOLS),
+            "--synthetic-bars", str(INTRADAY_BARS),
+            "--retry-wait-scale", "0",
+            "--name", "intraday",
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    history = json.loads((root / "runs" / "intraday.json").read_text())
+    assert history["status"] == "SUCCEEDED" and history["events"][-1]["type"] == "ExecutionSucceeded"
+    assert [(s["state"], s["status"]) for s in history["states"]] == [
+        ("Defaults", "SUCCEEDED"), ("ApplyInput", "SUCCEEDED"), ("Ingest", "SUCCEEDED"),
+        ("BuildSilver", "SUCCEEDED"), ("Succeeded", "SUCCEEDED"),
+    ]  # fmt: skip
+    assert [r["job"] for r in history["glue_runs"]] == ["candlelake-ingest-candles", "candlelake-build-silver"]
+    assert "intervals" not in history["input"]  # left to the Defaults state
+    # Silver, by hand: the synthetic universe starts 2015-01-02 00:00 UTC; bar k is k steps later, so
+    # the last of 300 bars is 299 h (12 d 11 h) or 299 × 5 min (24 h 55 min) after the first.
+    rows = (
+        delta_io.read(spark, SILVER_CANDLES, str(root))
+        .groupBy("interval")
+        .agg(
+            F.count("*").alias("n"),
+            F.countDistinct("symbol").alias("symbols"),
+            F.min("ts").alias("first"),
+            F.max("ts").alias("last"),
+        )
+    )
+    got = {r.interval: (r.n, r.symbols, r.first.astimezone(UTC), r.last.astimezone(UTC)) for r in rows.collect()}
+    n = INTRADAY_SYMBOLS * INTRADAY_BARS
+    assert got == {
+        "1h": (n, 2, datetime(2015, 1, 2, tzinfo=UTC), datetime(2015, 1, 14, 11, tzinfo=UTC)),
+        "5m": (n, 2, datetime(2015, 1, 2, tzinfo=UTC), datetime(2015, 1, 3, 0, 55, tzinfo=UTC)),
+    }
+    assert not (root / "gold" / "models").exists()  # ingest only: no features, no training
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_runner_exits_1_when_the_execution_fails(spark, tmp_path, capsys):
+    root = tmp_path / "lake"
+    code = main(
+        [
+            "--definition", str(definitions.INGEST_INTRADAY),
+            "--lake-root", str(root), *LAKE_FLAGS,
+            "--inject-fault", "Ingest:2:States.TaskFailed",
+            "--retry-wait-scale", "0",
+            "--name", "ingest-fails",
+        ]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == EXIT_FAILED == 1, captured.out
+    # The last line names the state and the job's own message, not the start of a JSON document.
+    assert "[run_local] PipelineFailed: Ingest: States.TaskFailed: InjectedFault: States.TaskFailed" in captured.err
+    history = json.loads((root / "runs" / "ingest-fails.json").read_text())
+    assert history["status"] == "FAILED"
+    assert [s["state"] for s in history["states"]] == [
+        "Defaults",
+        "ApplyInput",
+        "Ingest",
+        "RecordFailure",
+        "PipelineFailed",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--intervals", "7m"], "unsupported interval"),
+        (["--inject-fault", "Nope:1:States.TaskFailed"], "unknown state"),
+        (["--inject-fault", "Ingest:1:Oops"], "cannot inject"),
+        (["--definition", "step_functions/nope.asl.json"], "no such file"),
+    ],
+    ids=["bad-interval", "unknown-state", "bad-error", "no-definition"],
+)
+def test_bad_arguments_exit_2_before_anything_runs(tmp_path, capsys, argv, message):
+    root = tmp_path / "lake"
+    assert main(["--lake-root", str(root), *argv]) == EXIT_USAGE == 2
+    assert message in capsys.readouterr().err
+    assert not root.exists()  # no execution, not even its history
+
+
+def test_an_unknown_flag_exits_2_from_the_command_line(tmp_path):
+    # The process's own exit status (python -m …), which `make run` and the local pipeline API see.
+    done = subprocess.run(
+        [sys.executable, "-m", "step_functions.run_local", "--lake-root", str(tmp_path / "lake"), "--no-such-flag"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "unrecognized arguments: --no-such-flag" in done.stderr
+    assert not (tmp_path / "lake").exists()
