@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retry-wait-scale",
         type=float,
-        default=float(os.environ.get("CANDLELAKE_RETRY_WAIT_SCALE", "1.0")),
+        # A string default goes through `type` too: a bad variable is a usage error (exit 2), not a traceback.
+        default=os.environ.get("CANDLELAKE_RETRY_WAIT_SCALE", "1.0"),
         help="multiply the ASL's Retry waits (1 = as on AWS, 0 = no waiting) [env CANDLELAKE_RETRY_WAIT_SCALE]",
     )
     parser.add_argument("--name", default=None, help="execution name (default: UTC time + random suffix)")

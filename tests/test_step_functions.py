@@ -317,6 +317,14 @@ def test_bad_arguments_exit_2_before_anything_runs(tmp_path, capsys, argv, messa
     assert not root.exists()  # no execution, not even its history
 
 
+def test_a_malformed_retry_scale_variable_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CANDLELAKE_RETRY_WAIT_SCALE", "soon")
+    with pytest.raises(SystemExit) as exited:
+        main(["--lake-root", str(tmp_path / "lake")])
+    assert exited.value.code == EXIT_USAGE
+    assert "--retry-wait-scale: invalid float value: 'soon'" in capsys.readouterr().err
+
+
 def test_an_unknown_flag_exits_2_from_the_command_line(tmp_path):
     # The process's own exit status (python -m …), which `make run` and the local pipeline API see.
     done = subprocess.run(
