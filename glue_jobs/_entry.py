@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
 from lakehouse.job_summary import JobFailed, JobSummary
 from lakehouse.sources import SourceError
+from lakehouse.spark import SparkSetupError
 
 # "ErrorType: message" of the last job that failed in this thread. The local Step Functions
 # runner (one thread per Glue run) reports it as the run's ErrorMessage, as Glue does with a
@@ -51,7 +52,7 @@ def run_job(
         cfg = config_from(args)
         print(f"[{job}] {cfg.describe()}")
         body(args, cfg)
-    except (ConfigError, SourceError, JobFailed) as exc:
+    except (ConfigError, SourceError, SparkSetupError, JobFailed) as exc:
         print(f"[{job}] FAILED: {exc}", file=sys.stderr)
         _LAST_FAILURE.message = f"{type(exc).__name__}: {exc}"
         return 1
