@@ -16,6 +16,8 @@ from pathlib import Path
 SUPPORTED_INTERVALS = ("1d", "1h", "5m")
 SOURCES = ("sample", "yfinance", "csv", "synthetic")
 DEFAULT_SYMBOLS = ("^GSPC", "^IXIC", "MSFT")
+SOURCES_WITH_OWN_SYMBOLS = ("csv", "synthetic")
+"""Sources whose default is every symbol they hold, not DEFAULT_SYMBOLS (the sample's)."""
 DEFAULT_LAKE_ROOT = "lake"
 
 ENV_PREFIX = "CANDLELAKE_"
@@ -174,6 +176,9 @@ def config_from(args: argparse.Namespace | None = None, environ: dict[str, str] 
     elif environ.get(f"{ENV_PREFIX}BACKFILL"):
         values["backfill"] = _truth(environ[f"{ENV_PREFIX}BACKFILL"], f"{ENV_PREFIX}BACKFILL")
         origins["backfill"] = f"env {ENV_PREFIX}BACKFILL"
-    if values.get("source") == "synthetic" and "symbols" not in values:
-        values["symbols"] = ()  # the synthetic source names its own SYN0001… symbols
+    if values.get("source") in SOURCES_WITH_OWN_SYMBOLS and "symbols" not in values:
+        # The default symbols are the sample's; a user's CSV or the synthetic SYN0001… universe
+        # does not hold them, so without --symbols these sources ingest every symbol they have
+        # (an empty request). Asking the CSV for ^GSPC,^IXIC,MSFT would silently ingest nothing.
+        values["symbols"] = ()
     return LakeConfig(**values, origins=origins)  # type: ignore[arg-type]

@@ -70,3 +70,37 @@ def test_train_and_export_on_an_empty_lake_say_what_to_run_first(spark, capsys, 
     assert "does not exist: run build_features first" in err
     assert "does not exist: run train_models first" in err
     assert "Traceback" not in err
+
+
+def _csv_of_other_symbols(tmp_path):
+    """Two symbols the sample's defaults (^GSPC, ^IXIC, MSFT) do not name, three daily bars each."""
+    path = tmp_path / "mine.csv"
+    rows = [f"{s},2024-01-0{d},10,11,9,10.5,100" for s in ("AAA", "BBB") for d in (2, 3, 4)]
+    path.write_text("symbol,ts,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.spark
+def test_csv_ingest_without_symbols_takes_every_symbol_in_the_file(spark, capsys, monkeypatch, tmp_path):
+    """README: csv defaults to all symbols in the file, not the sample's ^GSPC,^IXIC,MSFT."""
+    monkeypatch.delenv("CANDLELAKE_SYMBOLS", raising=False)
+    lake = tmp_path / "lake"
+    code = ingest_candles.main(
+        ["--lake-root", str(lake), "--source", "csv", "--csv-path", str(_csv_of_other_symbols(tmp_path))]
+    )
+    assert code == 0, capsys.readouterr().err
+    bronze = spark.read.format("delta").load(str(lake / "bronze" / "candles"))
+    counts = {r["symbol"]: r["count"] for r in bronze.groupBy("symbol").count().collect()}
+    assert counts == {"AAA": 3, "BBB": 3}
+
+
+@pytest.mark.spark
+def test_csv_ingest_with_symbols_the_file_lacks_fails_naming_the_files_symbols(spark, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("CANDLELAKE_SYMBOLS", raising=False)
+    lake = tmp_path / "lake"
+    argv = ["--lake-root", str(lake), "--source", "csv", "--csv-path", str(_csv_of_other_symbols(tmp_path))]
+    code = ingest_candles.main([*argv, "--symbols", "MSFT,ZZZ"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "[ingest_candles] FAILED: " in err and "it holds AAA, BBB" in err and "Traceback" not in err
+    assert not (lake / "bronze" / "candles" / "_delta_log").exists()

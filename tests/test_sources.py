@@ -285,3 +285,25 @@ def test_sample_files_read_without_import_match_the_packages_own_loaders():
     ours, theirs = BUNDLED["MSFT"](), load_msft()
     assert len(ours) == len(theirs) == 7983
     np.testing.assert_allclose(ours["high"], theirs["High"])
+
+
+def test_csv_whose_rows_match_no_requested_symbol_is_an_error_naming_the_files_symbols(tmp_path):
+    """Writing nothing and exiting 0 would silently ignore the user's file; the error says what it holds."""
+    path = _write(
+        tmp_path,
+        "symbol,ts,open,high,low,close,volume\nAAA,2024-01-02,1,2,0.5,1.5,1\nBBB,2024-01-02,1,2,0.5,1.5,1\n",
+    )
+    with pytest.raises(SourceError) as err:
+        CsvSource(path).fetch(FetchRequest(("^GSPC", "MSFT"), "1d"))
+    message = str(err.value)
+    assert "^GSPC, MSFT" in message and "it holds AAA, BBB" in message
+
+
+def test_csv_with_some_requested_symbols_returns_those_rows_only(tmp_path):
+    """A partial match is not an error: the job names the absent symbols (missing_symbols) itself."""
+    path = _write(
+        tmp_path,
+        "symbol,ts,open,high,low,close,volume\nAAA,2024-01-02,1,2,0.5,1.5,1\nBBB,2024-01-02,1,2,0.5,1.5,1\n",
+    )
+    df = CsvSource(path).fetch(FetchRequest(("BBB", "MSFT"), "1d"))
+    assert df["symbol"].tolist() == ["BBB"]

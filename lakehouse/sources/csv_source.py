@@ -74,6 +74,15 @@ class CsvSource:
 
     def fetch(self, request: FetchRequest) -> pd.DataFrame:
         raw = self.read()
+        if request.symbols and not raw["symbol"].isin(request.symbols).any():
+            # Checked on the whole file (every interval): otherwise the run writes nothing, exits 0
+            # and reports "nothing new", and the user's file is silently ignored.
+            held = sorted(raw["symbol"].dropna().unique())
+            raise SourceError(
+                f"{self.path} has no rows for the requested symbol(s) {', '.join(request.symbols)}; "
+                f"it holds {', '.join(held) or 'no symbols'}. Pass --symbols with some of those, "
+                "or leave --symbols out to ingest every symbol in the file"
+            )
         if "interval" in raw.columns:
             bad = sorted(set(raw["interval"].dropna()) - set(SUPPORTED_INTERVALS))
             if bad or raw["interval"].isna().any():
