@@ -100,6 +100,7 @@ def run_build_features(
                 layer="gold",
                 table_name=target.name,
                 run_id=run_id,
+                s3_endpoint=cfg.s3_endpoint,
             )
             merged = delta_io.merge_upsert(spark, rows, target, root)
         finally:

@@ -1,8 +1,11 @@
 """Files under the lake root that are not Delta tables: reports, model artifacts, pointers.
 
-The root is a local folder or s3://bucket/prefix (s3a:// too). S3 is written with boto3, at
-CANDLELAKE_S3_ENDPOINT when that is set (moto_server, MinIO), because these files are read by
-things that have no Spark (the serving Lambda, a person's browser).
+The root is a local folder or s3://bucket/prefix (s3a:// too). S3 is written with boto3 (not
+Spark), because these files are read by things that have no Spark (the serving Lambda, a person's
+browser). The endpoint is the one the job was configured with (`cfg.s3_endpoint`, from
+`--s3-endpoint` or CANDLELAKE_S3_ENDPOINT), passed as `endpoint`: the jobs give Spark and every
+ObjectStore the same one, so tables, reports and model artifacts land in the same store. Without
+an `endpoint` argument the environment variable is used, then AWS.
 
 `replace` is the one operation with a guarantee: a reader sees the old content or the new one,
 never a torn file — `os.replace` of a temporary file locally, and a single PUT on S3 (object
@@ -21,8 +24,10 @@ from typing import Any
 class ObjectStore:
     """Read, write and list files under `<root>/<folder>`."""
 
-    def __init__(self, root: str, folder: str = "") -> None:
+    def __init__(self, root: str, folder: str = "", endpoint: str | None = None) -> None:
         root = root.rstrip("/")
+        # Resolved once here so a store keeps the endpoint it was built for.
+        self.endpoint = endpoint or os.environ.get("CANDLELAKE_S3_ENDPOINT") or None
         self.root = root
         folder = folder.strip("/")
         match = re.match(r"^(s3a?)://([^/]+)/?(.*)$", root)
@@ -41,7 +46,7 @@ class ObjectStore:
     def _client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=os.environ.get("CANDLELAKE_S3_ENDPOINT") or None)
+        return boto3.client("s3", endpoint_url=self.endpoint)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name

@@ -76,6 +76,7 @@ def run_build_silver(
                 layer="silver",
                 table_name=SILVER_CANDLES.name,
                 run_id=run_id,
+                s3_endpoint=cfg.s3_endpoint,
             )
             merged = delta_io.merge_upsert(spark, silver_df, SILVER_CANDLES, root, compare=silver.SILVER_VALUE_COLUMNS)
             summary.rows_written = merged.rows_inserted + merged.rows_updated

@@ -274,8 +274,9 @@ def state_table(execution: Execution) -> str:
     return "\n".join(lines)
 
 
-def save_history(execution: Execution, root: str) -> str:
-    """`<lake>/runs/<execution name>.json`: status, input, output, per-state rows, every event."""
+def save_history(execution: Execution, root: str, s3_endpoint: str | None = None) -> str:
+    """`<lake>/runs/<execution name>.json`: status, input, output, per-state rows, every event;
+    written at `s3_endpoint` (the run's configured one) like the tables it describes."""
     from lakehouse.objectstore import ObjectStore
 
     document = {
@@ -291,7 +292,7 @@ def save_history(execution: Execution, root: str) -> str:
         "glue_runs": [r.__dict__ for r in execution.glue_runs],
         "events": execution.events,
     }
-    return ObjectStore(root, RUNS_DIR).write(
+    return ObjectStore(root, RUNS_DIR, endpoint=s3_endpoint).write(
         f"{execution.name}.json", json.dumps(document, indent=1, default=str), "application/json"
     )
 
@@ -313,8 +314,9 @@ def print_summary(cfg: LakeConfig, run_id: str) -> None:
         counts = {(r.tier, r.success): r["count"] for r in dq.groupBy("tier", "success").count().collect()}
         failed = ", ".join(f"{t} {counts.get((t, False), 0)}" for t in ("warn", "quarantine", "halt"))
         total = sum(counts.values())
-        print(f"data quality: {total} expectation result(s) this run; failed: {failed}; report: {latest_report(root)}")
-    print(describe_latest(root))
+        report = latest_report(root, s3_endpoint=cfg.s3_endpoint)
+        print(f"data quality: {total} expectation result(s) this run; failed: {failed}; report: {report}")
+    print(describe_latest(root, s3_endpoint=cfg.s3_endpoint))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"[run_local] execution {execution.name}: {execution.status} in {execution.seconds:.1f}s")
     print(state_table(execution))
-    print(f"[run_local] history: {save_history(execution, cfg.resolved_root)}")
+    print(f"[run_local] history: {save_history(execution, cfg.resolved_root, cfg.s3_endpoint)}")
     if execution.status != "SUCCEEDED":
         print(f"[run_local] {execution.error}: {_message(execution.cause or '')}", file=sys.stderr)
         return EXIT_FAILED

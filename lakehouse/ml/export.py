@@ -150,8 +150,9 @@ def verify_models(
     return natives
 
 
-def latest_version(root: str) -> str | None:
-    store = ObjectStore(root, MODELS_DIR)
+def latest_version(root: str, *, s3_endpoint: str | None = None) -> str | None:
+    """The published version the `latest` pointer names, or None; `s3_endpoint` is the job's endpoint."""
+    store = ObjectStore(root, MODELS_DIR, endpoint=s3_endpoint)
     return json.loads(store.read(LATEST))["version"] if store.exists(LATEST) else None
 
 
@@ -196,11 +197,12 @@ def run_export(
     snap = snapshot(data.frame)
     snap.update(interval=interval, table=data.table, table_version=data.table_version)
 
-    store = ObjectStore(root, f"{MODELS_DIR}/{model_version}")
+    endpoint = cfg.s3_endpoint  # the one Spark uses: artifacts and tables live in the same store
+    store = ObjectStore(root, f"{MODELS_DIR}/{model_version}", endpoint=endpoint)
     files: dict[str, bytes] = {FEATURES: json.dumps(snap).encode()}
     models_doc: dict[str, Any] = {}
     for task, row in chosen.items():
-        source = ObjectStore(row["artifact_uri"])
+        source = ObjectStore(row["artifact_uri"], endpoint=endpoint)
         native_name = "model.pt" if row["algorithm"] == "lstm" else "model.joblib"
         for name in ("model.onnx", native_name, "io.json"):
             files[f"{task}/{name}"] = source.read_bytes(name)
@@ -268,9 +270,9 @@ def run_export(
         if sha256(store.read_bytes(name)) != meta["sha256"]:
             raise ExportFailed(f"{store.uri(name)}: sha256 mismatch after writing; latest not switched")
 
-    previous = latest_version(root)
+    previous = latest_version(root, s3_endpoint=endpoint)
     pointer = {"version": model_version, "manifest_sha256": sha256(manifest_bytes), "published_at": now.isoformat()}
-    ObjectStore(root, MODELS_DIR).replace(LATEST, json.dumps(pointer))
+    ObjectStore(root, MODELS_DIR, endpoint=endpoint).replace(LATEST, json.dumps(pointer))
     log(f"[export] {MODELS_DIR}/{LATEST}: {previous} → {model_version}")
 
     _mark_promoted(spark, root, model_version, sorted(promoted_ids))
@@ -362,12 +364,12 @@ def _write_predictions(spark, root: str, data: TrainingData, manifest: dict, mod
     return delta_io.merge_upsert(spark, df, GOLD_PREDICTIONS, root)
 
 
-def describe_latest(root: str) -> str:
+def describe_latest(root: str, *, s3_endpoint: str | None = None) -> str:
     """What serving answers with now: the published version and, per task, model or baseline."""
-    version = latest_version(root)
+    version = latest_version(root, s3_endpoint=s3_endpoint)
     if version is None:
         return f"no published model under {root}/{MODELS_DIR} yet"
-    manifest = json.loads(ObjectStore(root, f"{MODELS_DIR}/{version}").read(MANIFEST))
+    manifest = json.loads(ObjectStore(root, f"{MODELS_DIR}/{version}", endpoint=s3_endpoint).read(MANIFEST))
     lines = [f"published model version {version} ({ObjectStore(root, MODELS_DIR).uri(version)})"]
     for task, doc in manifest["models"].items():
         served = doc["algorithm"] if doc["promoted"] else f"baseline ({manifest['baselines'][task]['kind']})"

@@ -207,7 +207,8 @@ def run_train(
         results.append(result)
 
     hw = hardware()
-    artifacts = ObjectStore(root, f"{ARTIFACTS_DIR}/{model_version}")
+    # cfg.s3_endpoint is the endpoint Spark writes the registry to: artifacts must go to the same store.
+    artifacts = ObjectStore(root, f"{ARTIFACTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
     rows = []
     for result in results:
         for name, payload in artifact_files(result).items():
@@ -217,7 +218,7 @@ def run_train(
                 result, data, settings, model_version, run_id, artifacts.uri(result.spec.name), len(labeled), hw, now
             )
         )
-    reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}")
+    reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
     for name, png in plots.render(results).items():
         reports.write_bytes(name, png, "image/png")
     written = delta_io.append(spark, spark.createDataFrame(rows, GOLD_MODEL_REGISTRY.schema), GOLD_MODEL_REGISTRY, root)

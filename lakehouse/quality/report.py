@@ -8,8 +8,9 @@ value HTML-escaped. Layout under the lake root:
     reports/dq/<run_id>.json   the same results as JSON: the index is rebuilt from these
     reports/dq/index.html      every report, newest first, with pass/fail counts per tier
 
-The root is a local folder or s3://bucket/prefix (s3a:// too); S3 is written with boto3,
-at CANDLELAKE_S3_ENDPOINT when that is set (moto_server, MinIO).
+The root is a local folder or s3://bucket/prefix (s3a:// too); S3 is written with boto3, at
+the job's configured endpoint (`s3_endpoint`: `--s3-endpoint` / CANDLELAKE_S3_ENDPOINT, e.g.
+moto_server or MinIO) — the same one Spark writes the tables to.
 
     python -m lakehouse.quality.report [--lake-root ROOT]   # prints the latest report's path
 """
@@ -36,8 +37,8 @@ REPORTS_DIR = "reports/dq"
 INDEX = "index.html"
 
 
-def _store(root: str) -> ObjectStore:
-    return ObjectStore(root, REPORTS_DIR)
+def _store(root: str, s3_endpoint: str | None = None) -> ObjectStore:
+    return ObjectStore(root, REPORTS_DIR, endpoint=s3_endpoint)
 
 
 def _file_stem(run_id: str) -> str:
@@ -204,7 +205,7 @@ def _documents(store: ObjectStore) -> list[dict[str, Any]]:
     return _newest_first([json.loads(store.read(name)) for name in store.names(".json")])
 
 
-def write_report(runs: Sequence[ValidationRun], root: str) -> str:
+def write_report(runs: Sequence[ValidationRun], root: str, *, s3_endpoint: str | None = None) -> str:
     """Write the report of one pipeline run (all `runs` share its run_id), rewrite the index,
     and return the report's path or URI. Each job of a pipeline run adds its validations to the
     run's report; validating the same table and suite again replaces that part only."""
@@ -213,7 +214,7 @@ def write_report(runs: Sequence[ValidationRun], root: str) -> str:
     run_ids = {r.run_id for r in runs}
     if len(run_ids) != 1:
         raise ValueError(f"one report per pipeline run: got run ids {sorted(run_ids)}")
-    store = _store(root)
+    store = _store(root, s3_endpoint)
     stem = _file_stem(runs[0].run_id)
     document = _document(runs, f"{stem}.html")
     if f"{stem}.json" in store.names(".json"):
@@ -228,9 +229,9 @@ def write_report(runs: Sequence[ValidationRun], root: str) -> str:
     return path
 
 
-def latest_report(root: str) -> str | None:
+def latest_report(root: str, *, s3_endpoint: str | None = None) -> str | None:
     """The path or URI of the newest report under `root` (by pipeline run start), or None."""
-    store = _store(root)
+    store = _store(root, s3_endpoint)
     documents = _documents(store)
     return store.uri(documents[0]["file"]) if documents else None
 
@@ -242,11 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        root = config_from(args).resolved_root
+        cfg = config_from(args)
+        root = cfg.resolved_root
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    latest = latest_report(root)
+    latest = latest_report(root, s3_endpoint=cfg.s3_endpoint)
     if latest is None:
         print(
             f"no data-quality report under {root}/{REPORTS_DIR}: run the pipeline first (make run)",
