@@ -14,8 +14,19 @@ Rules, in the order `rule` reports them:
 | ohlc_inconsistent     | not (low ≤ min(open, close) ≤ max(open, close) ≤ high)                    |
 | negative_volume       | volume < 0                                                               |
 | future_timestamp      | ts is later than the job's start time                                     |
+| off_interval_grid     | ts (UTC) is off its grid: 1d at 00:00, 1h at :00/:15/:30/:45, 5m on a 5-minute mark |
 | conflicting_duplicate | another row of the same batch has the same key with different values (all such rows) |
 | duplicate_row         | an identical row of the same batch came first (the first one is accepted) |
+
+Why the grid: a bar's key is (symbol, interval, ts), so one trading day stamped twice (a 1d bar at
+19:30 UTC beside the 00:00 UTC convention) would be two keys, two candles for one day, and no
+duplicate rule could see it. Such a bar is quarantined, not moved onto the grid: we cannot know
+which day or hour a source meant. The grid is what the sources emit: the bundled sample, yfinance
+daily bars (dates, stored as 00:00 UTC) and synthetic daily bars sit at 00:00 UTC; intraday bars
+are tz-aware exchange times converted to UTC, and exchanges open on quarter hours in zones whose
+UTC offsets are whole, half or quarter hours, so a real 1h bar starts at :00 or :30 (US equities
+open 09:30 ET = 14:30/13:30 UTC), or :15/:45 (NSE opens 09:15 IST = 03:45 UTC) — an "on the
+hour" grid would reject every real US-equity hourly bar — and a 5m bar on a 5-minute mark.
 
 Across batches the newest batch wins: a later ingest of the same key with other values is a
 correction (Yahoo revises bars), applied by the MERGE.
@@ -47,9 +58,15 @@ ROW_RULES = (
     "ohlc_inconsistent",
     "negative_volume",
     "future_timestamp",
+    "off_interval_grid",
 )
 BATCH_RULES = ("conflicting_duplicate", "duplicate_row")
 RULES = ROW_RULES + BATCH_RULES
+
+
+GRID_MICROS = {"1d": 86_400_000_000, "1h": 15 * 60_000_000, "5m": 5 * 60_000_000}
+"""The step each interval's ts must be a whole multiple of, counted from the Unix epoch (UTC);
+see the module docstring for why 1h uses quarter hours."""
 
 
 def _finite(col: str) -> Column:
@@ -77,7 +94,20 @@ def row_rule_conditions(now: datetime, complete: Column) -> dict[str, Column]:
         "ohlc_inconsistent": complete & ~((F.col("low") <= body_low) & (body_high <= F.col("high"))),
         "negative_volume": complete & (F.col("volume") < 0),
         "future_timestamp": complete & (F.col("ts") > F.lit(now).cast("timestamp")),
+        "off_interval_grid": complete & _off_grid(),
     }
+
+
+def _off_grid() -> Column:
+    """True when a known interval's ts is not a multiple of its grid step (unknown intervals have
+    no grid; unknown_interval reports them). Epoch microseconds keep this independent of the
+    session time zone."""
+    micros = F.unix_micros(F.col("ts"))
+    off = [(F.col("interval") == name) & (micros % step != 0) for name, step in GRID_MICROS.items()]
+    any_off = off[0]
+    for cond in off[1:]:
+        any_off = any_off | cond
+    return any_off
 
 
 def _rules_array(conditions: dict[str, Column]) -> Column:

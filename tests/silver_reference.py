@@ -8,7 +8,9 @@ hashing, values compared with ordinary float equality. A row is a dict with the 
 * then, in this order, every row rule the row breaks: unknown_interval (not 1d/1h/5m),
   non_positive_price (any of open, high, low, close, adj_close ≤ 0), ohlc_inconsistent
   (not low ≤ min(open, close) ≤ max(open, close) ≤ high), negative_volume (< 0),
-  future_timestamp (ts later than the job's start);
+  future_timestamp (ts later than the job's start), off_interval_grid (the UTC clock time is not
+  one its interval allows: 1d only 00:00:00, 1h only minute 0, 15, 30 or 45, 5m only a minute
+  divisible by 5; seconds and microseconds must be zero);
 * only rows that break no row rule take part in the batch rules: within one batch, rows of one
   (symbol, interval, ts) whose values differ are all conflicting_duplicate; otherwise every row
   after the first by record_id is a duplicate_row.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 INTERVALS = {"1d", "1h", "5m"}
@@ -26,6 +28,19 @@ PRICE_FIELDS = ("open", "high", "low", "close", "adj_close")
 VALUE_FIELDS = (*PRICE_FIELDS, "volume")
 
 Verdict = tuple[str | None, list[str]]
+
+# The minutes of the hour each interval's bars may start at (any hour for 1h and 5m, hour 0 for 1d).
+ALLOWED_MINUTES = {"1d": {0}, "1h": {0, 15, 30, 45}, "5m": set(range(0, 60, 5))}
+
+
+def _on_grid(interval: str, ts: datetime) -> bool:
+    """Read off the UTC wall clock, not computed from epoch arithmetic as silver does."""
+    clock = ts.astimezone(UTC)
+    if clock.second or clock.microsecond:
+        return False
+    if interval == "1d" and clock.hour != 0:
+        return False
+    return clock.minute in ALLOWED_MINUTES[interval]
 
 
 def _usable(value: float | None) -> bool:
@@ -50,6 +65,8 @@ def row_rules(row: dict[str, Any], now: datetime) -> list[str]:
         broken.append("negative_volume")
     if row["ts"] > now:
         broken.append("future_timestamp")
+    if row["interval"] in INTERVALS and not _on_grid(row["interval"], row["ts"]):
+        broken.append("off_interval_grid")
     return broken
 
 

@@ -1,6 +1,6 @@
 """The silver rules on small frames, and the Spark classification against a plain-Python reference."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +15,12 @@ pytestmark = pytest.mark.spark
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
 NAN, INF = float("nan"), float("inf")
+EST = timezone(timedelta(hours=-5))  # New York in January
+
+
+def at(hours: int, minutes: int = 0, seconds: int = 0, microseconds: int = 0) -> datetime:
+    """A time of day on T0's date (UTC)."""
+    return T0 + timedelta(hours=hours, minutes=minutes, seconds=seconds, microseconds=microseconds)
 
 
 def bronze_row(ts=T0, o=10.0, h=11.0, lo=9.0, c=10.5, adj=None, v=100.0, symbol="A", interval="1d", batch="b1", rid=0):
@@ -45,10 +51,32 @@ HAND_CASES = [
     (bronze_row(rid=15, symbol=None), ("missing_value", ["missing_value"])),
     (bronze_row(rid=16, interval=None, lo=12.0), ("missing_value", ["missing_value"])),
     (bronze_row(rid=17, ts=NOW, lo=10.0, h=10.5, v=0.0), (None, [])),  # every bound met exactly
-    (bronze_row(rid=18, ts=NOW + timedelta(microseconds=1)), ("future_timestamp", ["future_timestamp"])),
+    # 1 µs past the start is in the future, and a daily bar 1 µs past midnight is off its grid too
+    (
+        bronze_row(rid=18, ts=NOW + timedelta(microseconds=1)),
+        ("future_timestamp", ["future_timestamp", "off_interval_grid"]),
+    ),
     (
         bronze_row(rid=19, interval="1m", o=-1.0, lo=-2.0),
         ("unknown_interval", ["unknown_interval", "non_positive_price"]),
+    ),
+    # off_interval_grid: the grid is UTC; 1d at 00:00, 1h on a quarter hour, 5m on a 5-minute mark
+    (bronze_row(rid=20, ts=at(19, 30)), ("off_interval_grid", ["off_interval_grid"])),  # issue 13's daily bar
+    (bronze_row(rid=21, ts=at(0, 0, 0, 1)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=22, ts=datetime(2024, 1, 2, tzinfo=EST)), ("off_interval_grid", ["off_interval_grid"])),  # 05:00Z
+    (bronze_row(rid=23, interval="1h", ts=at(14, 30)), (None, [])),  # US equity hour bar: 09:30 ET
+    (bronze_row(rid=24, interval="1h", ts=datetime(2024, 1, 2, 10, 30, tzinfo=EST)), (None, [])),  # 15:30Z
+    (bronze_row(rid=25, interval="1h", ts=at(3, 45)), (None, [])),  # NSE hour bar: 09:15 IST
+    (bronze_row(rid=26, interval="1h", ts=at(15)), (None, [])),  # crypto / FX: on the hour
+    (bronze_row(rid=27, interval="1h", ts=at(14, 10)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=28, interval="1h", ts=at(14, 30, 1)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=29, interval="5m", ts=at(14, 35)), (None, [])),
+    (bronze_row(rid=30, interval="5m", ts=at(14, 37)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=31, interval="5m", ts=at(14, 35, 30)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=32, interval="1w", ts=at(19, 30)), ("unknown_interval", ["unknown_interval"])),  # no grid
+    (
+        bronze_row(rid=33, interval="5m", ts=at(14, 37), v=-1.0),
+        ("negative_volume", ["negative_volume", "off_interval_grid"]),
     ),
 ]
 
@@ -67,6 +95,17 @@ def test_the_reference_classifier_agrees_with_the_hand_written_verdicts():
 def test_several_failed_rules_are_all_recorded_first_one_reported(spark):
     got = classify_rows(spark, [bronze_row(rid=1, lo=12.0, v=-3.0, ts=datetime(2031, 1, 1, tzinfo=UTC))])
     assert got[1] == ("ohlc_inconsistent", ["ohlc_inconsistent", "negative_volume", "future_timestamp"])
+
+
+def test_a_daily_bar_off_midnight_is_quarantined_so_one_day_keeps_one_key(spark):
+    """Issue 13: a 1d bar stamped 19:30 UTC beside the 00:00 bar of the same day is a second key for
+    one trading day, which no duplicate rule sees; it must be quarantined, never silently kept."""
+    df = spark.createDataFrame([bronze_row(rid=1), bronze_row(rid=2, ts=at(19, 30), c=10.6)], BRONZE_SCHEMA)
+    classified = silver.classify(df, NOW)
+    kept = silver.latest_per_key(silver.accepted(classified)).collect()
+    assert [r.record_id for r in kept] == [1], "the 00:00 bar is the day's only candle"
+    out = silver.quarantined(classified, NOW).collect()
+    assert [(r.record_id, r.rule) for r in out] == [(2, "off_interval_grid")]
 
 
 def test_same_key_in_one_batch_conflicts_or_repeats(spark):
@@ -129,7 +168,10 @@ def bronze_batch(draw: st.DrawFn) -> list[dict]:
                 "symbol": draw(st.sampled_from(["A", "A", "A", "B", "B", None])),
                 "interval": draw(st.sampled_from(["1d", "1d", "1d", "1d", "1h", "5m", "1w", None])),
                 "ts": draw(
-                    st.sampled_from([T0, T0, T0, T0 + timedelta(hours=1), NOW, NOW + timedelta(seconds=1), None])
+                    st.sampled_from(
+                        [T0, T0, T0, at(1), at(19, 30), at(14, 30), at(14, 35), at(14, 37), at(14, 35, 30)]
+                        + [NOW, NOW + timedelta(seconds=1), None]
+                    )
                 ),
                 **values,
                 "source": "test",
