@@ -29,6 +29,7 @@ AAA,2024-01-10,10,11,9,10.5,-5
 AAA,2024-01-11,10,inf,9,10.5,1000
 AAA,2099-01-02,10,11,9,10.5,1000
 AAA,yesterday,10,11,9,10.5,1000
+AAA,2024-01-12T19:30:00Z,10,11,9,10.5,1000
 BBB,2024-01-02,20,21,19,20.5,500
 BBB,2024-01-02,20,21,19,20.7,500
 BBB,2024-01-03,20,21,19,20.5,500
@@ -45,6 +46,7 @@ EXPECTED_RULES = {
     ("AAA", "2024-01-11"): ["missing_value"],
     ("AAA", "2099-01-02"): ["future_timestamp"],
     ("AAA", None): ["missing_value"],
+    ("AAA", "2024-01-12"): ["off_interval_grid"],  # a daily bar at 19:30 UTC: a second key for the day
     ("BBB", "2024-01-02"): ["conflicting_duplicate", "conflicting_duplicate"],
     ("BBB", "2024-01-03"): ["duplicate_row"],
 }
@@ -61,9 +63,9 @@ def test_broken_csv_rows_are_quarantined_with_their_rule_and_none_lost(spark, tm
     root = cfg.resolved_root
     silver_rows = delta_io.read(spark, SILVER_CANDLES, root)
     quarantine = delta_io.read(spark, SILVER_QUARANTINE, root)
-    assert ingest.rows_written == rows_in == 15
+    assert ingest.rows_written == rows_in == 16
     assert silver_rows.count() + quarantine.count() == rows_in
-    assert built.rows_read == rows_in and built.rows_quarantined == quarantine.count() == 11
+    assert built.rows_read == rows_in and built.rows_quarantined == quarantine.count() == 12
     assert quarantine.where(F.col("rule").isNull() | (F.size("failed_rules") == 0)).count() == 0
 
     got: dict[tuple, list[str]] = {}
@@ -77,7 +79,7 @@ def test_broken_csv_rows_are_quarantined_with_their_rule_and_none_lost(spark, tm
         ("BBB", "2024-01-04"),
     ]
     batch = delta_io.read(spark, SILVER_PROCESSED_BATCHES, root).collect()
-    assert [(b.rows_in, b.accepted, b.quarantined) for b in batch] == [(15, 4, 11)]
+    assert [(b.rows_in, b.accepted, b.quarantined) for b in batch] == [(16, 4, 12)]
 
 
 def test_csv_with_an_unknown_column_is_refused_before_anything_is_written(spark, tmp_path, make_config):
