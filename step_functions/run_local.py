@@ -105,9 +105,12 @@ def execution_input(
     return fields
 
 
-def job_default_arguments(cfg: LakeConfig) -> list[str]:
-    """The flags of `cfg` that the execution input cannot carry (see JOB_DEFAULT_FLAGS)."""
-    values = ((flag, getattr(cfg, name)) for name, flag in JOB_DEFAULT_FLAGS)
+def job_default_arguments(cfg: LakeConfig, *, given_only: bool = False) -> list[str]:
+    """The flags of `cfg` that the execution input cannot carry (see JOB_DEFAULT_FLAGS).
+
+    `given_only` passes only the settings a flag or variable gave, so each job prints a default as
+    "(default)" rather than as a flag the user never typed."""
+    values = ((flag, getattr(cfg, name)) for name, flag in JOB_DEFAULT_FLAGS if not given_only or name in cfg.origins)
     return [part for flag, value in values if value not in (None, "") for part in (flag, str(value))]
 
 
@@ -360,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     execution = execute(
         definition,
         execution_input(cfg, train, given_only=True),
-        job_arguments=job_default_arguments(cfg),
+        job_arguments=job_default_arguments(cfg, given_only=True),
         faults=args.inject_fault,
         retry_scale=args.retry_wait_scale,
         name=args.name,

@@ -337,3 +337,18 @@ def test_an_unknown_flag_exits_2_from_the_command_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "unrecognized arguments: --no-such-flag" in done.stderr
     assert not (tmp_path / "lake").exists()
+
+
+def test_only_the_lake_settings_given_reach_the_jobs_as_default_arguments(monkeypatch):
+    import argparse
+
+    from lakehouse.config import add_config_arguments, config_from
+
+    for name in ("SYNTHETIC_SYMBOLS", "SYNTHETIC_BARS", "CSV_PATH", "S3_ENDPOINT"):
+        monkeypatch.delenv(f"CANDLELAKE_{name}", raising=False)
+    monkeypatch.setenv("CANDLELAKE_SEED", "11")
+    parser = add_config_arguments(argparse.ArgumentParser())
+    cfg = config_from(parser.parse_args(["--source", "synthetic", "--synthetic-bars", "700"]))
+    assert job_default_arguments(cfg, given_only=True) == ["--synthetic-bars", "700", "--seed", "11"]
+    # Without given_only every non-empty setting is passed (a LakeConfig built in code has no origins).
+    assert "--synthetic-symbols" in job_default_arguments(cfg)
