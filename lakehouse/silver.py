@@ -38,7 +38,9 @@ prices multiplied by `adj_factor = adj_close / close`, i.e. split- and dividend-
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -103,11 +105,8 @@ def _off_grid() -> Column:
     no grid; unknown_interval reports them). Epoch microseconds keep this independent of the
     session time zone."""
     micros = F.unix_micros(F.col("ts"))
-    off = [(F.col("interval") == name) & (micros % step != 0) for name, step in GRID_MICROS.items()]
-    any_off = off[0]
-    for cond in off[1:]:
-        any_off = any_off | cond
-    return any_off
+    off = ((F.col("interval") == name) & (micros % step != 0) for name, step in GRID_MICROS.items())
+    return reduce(operator.or_, off)
 
 
 def _rules_array(conditions: dict[str, Column]) -> Column:
