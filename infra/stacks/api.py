@@ -7,6 +7,8 @@ client with AWS credentials) and need `lambda:InvokeFunctionUrl` on the function
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -22,8 +24,33 @@ from constructs import Construct
 from infra import packaging
 from infra.settings import REPO, InfraSettings
 
+# The Lambda code asset: serving/'s .py files only, restaged on every synth.
+API_CODE_BUILD = REPO / "build" / "infra" / "api-code"
+ROLE_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-IAM5",
+        "reason": "Objects under <lake>/gold/models/ (one folder per published "
+        "version), executions of the pipeline state machine (named per run), and X-Ray's APIs, which take "
+        "no resource ARN.",
+    }
+]
+FUNCTION_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-L1",
+        "reason": "python3.12 on purpose: the serving set is pinned and "
+        "size-checked for it (numpy 1.26 has no wheels for newer Pythons); bump with "
+        "serving/requirements.txt.",
+    }
+]
+
 
 class ApiStack(Stack):
+    """The API's Lambda, its Function URL, a least-privilege role and two alarms.
+
+    Each part is one helper below, called in the order the resources were always created, so the
+    construct ids (hence the logical ids) and the template are those of the former 131-line constructor.
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -37,7 +64,8 @@ class ApiStack(Stack):
         **kwargs,  # noqa: ANN003
     ) -> None:
         super().__init__(scope, cid, **kwargs)
-        code_dir = packaging.staged_package(REPO / "build" / "infra" / "api-code", "serving")
+        self.settings = settings
+        code_dir = packaging.staged_package(API_CODE_BUILD, "serving")
         log_group = logs.LogGroup(
             self,
             "ApiLogs",
@@ -45,6 +73,18 @@ class ApiStack(Stack):
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        role = self._role(lake, pipeline, log_group)
+        layer = self._dependencies_layer()
+        self.function = self._function(code_dir, layer, role, log_group, lake_root, pipeline)
+        self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        CfnOutput(self, "ApiUrl", value=self.url.url, description="Function URL (IAM auth: sign with SigV4)")
+        self._alarms(alarm_topic)
+        NagSuppressions.add_resource_suppressions(role, ROLE_SUPPRESSIONS, apply_to_children=True)
+        NagSuppressions.add_resource_suppressions(self.function, FUNCTION_SUPPRESSIONS)
+
+    def _role(self, lake: s3.IBucket, pipeline: sfn.IStateMachine, log_group: logs.ILogGroup) -> iam.Role:
+        """Read the published models, start and describe pipeline runs, write its logs and traces: nothing else."""
+        settings = self.settings
         role = iam.Role(
             self,
             "ApiRole",
@@ -73,15 +113,31 @@ class ApiStack(Stack):
         role.add_to_policy(
             iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
         )
-        layer = lambda_.LayerVersion(
+        return role
+
+    def _dependencies_layer(self) -> lambda_.LayerVersion:
+        """serving/requirements.txt built for the Lambda runtime by `make lambda-layer`."""
+        return lambda_.LayerVersion(
             self,
             "ServingDependencies",
-            code=lambda_.Code.from_asset(settings.api_layer_path),
+            code=lambda_.Code.from_asset(self.settings.api_layer_path),
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.X86_64],
             description="serving/requirements.txt for python3.12 x86_64 (make lambda-layer)",
         )
-        self.function = lambda_.Function(
+
+    def _function(
+        self,
+        code_dir: Path,
+        layer: lambda_.ILayerVersion,
+        role: iam.IRole,
+        log_group: logs.ILogGroup,
+        lake_root: str,
+        pipeline: sfn.IStateMachine,
+    ) -> lambda_.Function:
+        """serving.app.handler on python3.12, reading the lake root and starting the pipeline it is given."""
+        settings = self.settings
+        return lambda_.Function(
             self,
             "Api",
             function_name=f"{settings.prefix}-api",
@@ -103,26 +159,21 @@ class ApiStack(Stack):
             },
             description="candlelake prediction API (FastAPI + Mangum)",
         )
-        self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-        CfnOutput(self, "ApiUrl", value=self.url.url, description="Function URL (IAM auth: sign with SigV4)")
 
-        for name, metric in (
-            ("errors", self.function.metric_errors(period=Duration.minutes(5))),
-            (
-                "url-5xx",
-                cloudwatch.Metric(
-                    namespace="AWS/Lambda",
-                    metric_name="Url5xxCount",
-                    dimensions_map={"FunctionName": self.function.function_name},
-                    statistic="Sum",
-                    period=Duration.minutes(5),
-                ),
-            ),
-        ):
+    def _alarms(self, alarm_topic: sns.ITopic) -> None:
+        """An alarm on Lambda errors and one on Function-URL 5xx answers, each to the alarm topic."""
+        url_5xx = cloudwatch.Metric(
+            namespace="AWS/Lambda",
+            metric_name="Url5xxCount",
+            dimensions_map={"FunctionName": self.function.function_name},
+            statistic="Sum",
+            period=Duration.minutes(5),
+        )
+        for name, metric in (("errors", self.function.metric_errors(period=Duration.minutes(5))), ("url-5xx", url_5xx)):
             alarm = cloudwatch.Alarm(
                 self,
                 f"Api-{name}",
-                alarm_name=f"{settings.prefix}-api-{name}",
+                alarm_name=f"{self.settings.prefix}-api-{name}",
                 alarm_description=f"The prediction API answered with {name} in the last 5 minutes: read its logs.",
                 metric=metric,
                 threshold=1,
@@ -131,27 +182,3 @@ class ApiStack(Stack):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
             alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
-
-        NagSuppressions.add_resource_suppressions(
-            role,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Objects under <lake>/gold/models/ (one folder per published "
-                    "version), executions of the pipeline state machine (named per run), and X-Ray's APIs, which take "
-                    "no resource ARN.",
-                }
-            ],
-            apply_to_children=True,
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.function,
-            [
-                {
-                    "id": "AwsSolutions-L1",
-                    "reason": "python3.12 on purpose: the serving set is pinned and "
-                    "size-checked for it (numpy 1.26 has no wheels for newer Pythons); bump with "
-                    "serving/requirements.txt.",
-                }
-            ],
-        )

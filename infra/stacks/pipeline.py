@@ -7,6 +7,8 @@ the local runner executes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -45,11 +47,37 @@ GLUE_ENCRYPTION_SUPPRESSIONS = [
         "reruns idempotent, so there is no bookmark data to encrypt.",
     },
 ]
+GLUE_ROLE_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-IAM5",
+        "reason": "Object-level wildcards inside the lake bucket and the glue/ "
+        "prefix of the artifacts bucket (the jobs write many table files), the asset objects CDK grants "
+        "with s3:GetObject*/List*, /aws-glue/* log groups, and PutMetricData (no resource ARN; "
+        "limited to the Glue namespace by a condition).",
+    }
+]
+STATE_MACHINE_ROLE_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-IAM5",
+        "reason": "CloudWatch Logs delivery and X-Ray APIs take no resource "
+        "ARN (AWS requires Resource '*' for logs:CreateLogDelivery & co. and xray:PutTraceSegments).",
+        "applies_to": ["Resource::*"],
+    }
+]
+# Where the library zip is written before CDK stages it as an asset.
+GLUE_BUILD = REPO / "build" / "infra"
 # What a `.sync` Glue task needs, and nothing else (Step Functions developer guide, "Glue").
 SYNC_ACTIONS = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
 
 
 class PipelineStack(Stack):
+    """The Glue jobs, the two state machines that run them, their schedules and failure alarms.
+
+    Each part is one helper below, called in the order the resources were always created: the
+    construct ids (hence the logical ids) and the template are what they were when this was one
+    218-line constructor.
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -63,161 +91,167 @@ class PipelineStack(Stack):
     ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.settings = settings
-        build = REPO / "build" / "infra"
         libs = s3_assets.Asset(
             self,
             "GlueLibs",
-            path=str(packaging.source_zip(build / "candlelake-libs.zip", ("lakehouse", "glue_jobs", "serving"))),
+            path=str(packaging.source_zip(GLUE_BUILD / "candlelake-libs.zip", ("lakehouse", "glue_jobs", "serving"))),
         )
-        self.glue_role = iam.Role(
+        self.glue_role = self._glue_role(lake, artifacts, libs)
+        security = self._glue_security_configuration()
+        pins = packaging.lock_pins()
+        self.jobs: dict[str, glue.CfnJob] = {}
+        for placeholder, module in definitions.GLUE_JOBS.items():
+            arguments = _job_arguments(module, libs, pins, lake_root, artifacts)
+            self.jobs[placeholder] = self._glue_job(placeholder, module, arguments, security)
+        self.alarm_topic = self._alarm_topic()
+        self.machines: dict[str, sfn.StateMachine] = {}
+        for key, path in (("pipeline", definitions.PIPELINE), ("intraday", definitions.INGEST_INTRADAY)):
+            self.machines[key] = self._state_machine(key, path, lake_root)
+            self._failure_alarm(key, self.machines[key])
+        self._schedules(lake_root)
+        NagSuppressions.add_resource_suppressions(self.glue_role, GLUE_ROLE_SUPPRESSIONS, apply_to_children=True)
+
+    # --- the Glue jobs ---------------------------------------------------------------------------
+
+    def _glue_role(self, lake: s3.IBucket, artifacts: s3.IBucket, libs: s3_assets.Asset) -> iam.Role:
+        """One role for every job: the lake read/write, the library zip, glue/ in artifacts, its logs."""
+        role = iam.Role(
             self,
             "GlueJobRole",
             assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
             description="candlelake Glue jobs: the lake, their scripts, their logs",
         )
-        lake.grant_read_write(self.glue_role)
-        libs.grant_read(self.glue_role)
-        artifacts.grant_read_write(self.glue_role, "glue/*")
-        self.glue_role.add_to_policy(
+        lake.grant_read_write(role)
+        libs.grant_read(role)
+        artifacts.grant_read_write(role, "glue/*")
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
                 resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws-glue/*"],
             )
         )
-        self.glue_role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
             )
         )
-        security = glue.CfnSecurityConfiguration(
+        return role
+
+    def _glue_security_configuration(self) -> glue.CfnSecurityConfiguration:
+        """SSE-S3 for what the jobs write to S3; CloudWatch and bookmark encryption off (see GL1/GL3)."""
+        config = glue.CfnSecurityConfiguration
+        return config(
             self,
             "GlueSecurity",
-            name=f"{settings.prefix}-glue",
-            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
-                s3_encryptions=[glue.CfnSecurityConfiguration.S3EncryptionProperty(s3_encryption_mode="SSE-S3")],
-                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
-                    cloud_watch_encryption_mode="DISABLED"
-                ),
-                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
+            name=f"{self.settings.prefix}-glue",
+            encryption_configuration=config.EncryptionConfigurationProperty(
+                s3_encryptions=[config.S3EncryptionProperty(s3_encryption_mode="SSE-S3")],
+                cloud_watch_encryption=config.CloudWatchEncryptionProperty(cloud_watch_encryption_mode="DISABLED"),
+                job_bookmarks_encryption=config.JobBookmarksEncryptionProperty(
                     job_bookmarks_encryption_mode="DISABLED"
                 ),
             ),
         )
-        pins = packaging.lock_pins()
-        self.jobs: dict[str, glue.CfnJob] = {}
-        for placeholder, module in definitions.GLUE_JOBS.items():
-            script = s3_assets.Asset(self, f"Script-{module}", path=str(REPO / "glue_jobs" / f"{module}.py"))
-            script.grant_read(self.glue_role)
-            ml = module in packaging.ML_JOBS
-            arguments = {
-                "--job-language": "python",
-                "--datalake-formats": "delta",
-                "--conf": DELTA_CONF,
-                "--extra-py-files": libs.s3_object_url,
-                "--additional-python-modules": packaging.glue_modules(module, pins),
-                "--lake_root": lake_root,
-                "--enable-continuous-cloudwatch-log": "true",
-                "--enable-metrics": "true",
-                "--enable-observability-metrics": "true",
-                "--enable-spark-ui": "true",
-                "--spark-event-logs-path": f"s3://{artifacts.bucket_name}/glue/spark-logs/",
-                "--TempDir": f"s3://{artifacts.bucket_name}/glue/temp/",
-            }
-            if ml:
-                arguments["--python-modules-installer-option"] = packaging.TORCH_CPU_INDEX
-            job = glue.CfnJob(
-                self,
-                f"Job-{module}",
-                name=definitions.glue_job_name(placeholder, settings.prefix),
-                role=self.glue_role.role_arn,
-                glue_version=settings.glue_version,
-                command=glue.CfnJob.JobCommandProperty(
-                    name="glueetl", python_version="3", script_location=script.s3_object_url
-                ),
-                default_arguments=arguments,
-                max_retries=0,
-                worker_type=settings.train_worker_type if ml else settings.worker_type,
-                number_of_workers=settings.train_workers if ml else settings.workers,
-                timeout=settings.job_timeout_minutes,
-                execution_property=glue.CfnJob.ExecutionPropertyProperty(
-                    max_concurrent_runs=3 if module == "record_failure" else 1
-                ),
-                security_configuration=security.name,
-                description=f"candlelake glue_jobs/{module}.py",
-            )
-            job.node.add_dependency(security)
-            NagSuppressions.add_resource_suppressions(job, GLUE_ENCRYPTION_SUPPRESSIONS)
-            self.jobs[placeholder] = job
-        topic_key = kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns")
-        self.alarm_topic = sns.Topic(
-            self, "Alarms", display_name="candlelake alarms", enforce_ssl=True, master_key=topic_key
+
+    def _glue_job(
+        self, placeholder: str, module: str, arguments: dict[str, str], security: glue.CfnSecurityConfiguration
+    ) -> glue.CfnJob:
+        """The Glue job running glue_jobs/<module>.py, named as the ASL placeholder becomes on AWS."""
+        settings = self.settings
+        script = s3_assets.Asset(self, f"Script-{module}", path=str(REPO / "glue_jobs" / f"{module}.py"))
+        script.grant_read(self.glue_role)
+        ml = module in packaging.ML_JOBS
+        job = glue.CfnJob(
+            self,
+            f"Job-{module}",
+            name=definitions.glue_job_name(placeholder, settings.prefix),
+            role=self.glue_role.role_arn,
+            glue_version=settings.glue_version,
+            command=glue.CfnJob.JobCommandProperty(
+                name="glueetl", python_version="3", script_location=script.s3_object_url
+            ),
+            default_arguments=arguments,
+            max_retries=0,
+            worker_type=settings.train_worker_type if ml else settings.worker_type,
+            number_of_workers=settings.train_workers if ml else settings.workers,
+            timeout=settings.job_timeout_minutes,
+            execution_property=glue.CfnJob.ExecutionPropertyProperty(
+                max_concurrent_runs=3 if module == "record_failure" else 1
+            ),
+            security_configuration=security.name,
+            description=f"candlelake glue_jobs/{module}.py",
         )
-        if settings.alarm_email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        job.node.add_dependency(security)
+        NagSuppressions.add_resource_suppressions(job, GLUE_ENCRYPTION_SUPPRESSIONS)
+        return job
 
-        job_arns = [
-            f"arn:{self.partition}:glue:{self.region}:{self.account}:job/{job.name}" for job in self.jobs.values()
-        ]
-        substitutions = {p: definitions.glue_job_name(p, settings.prefix) for p in definitions.GLUE_JOBS}
+    # --- the state machines ----------------------------------------------------------------------
+
+    def _alarm_topic(self) -> sns.Topic:
+        """Where every failure alarm goes (`-c alarm_email=…` subscribes an address)."""
+        topic_key = kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns")
+        topic = sns.Topic(self, "Alarms", display_name="candlelake alarms", enforce_ssl=True, master_key=topic_key)
+        if self.settings.alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(self.settings.alarm_email))
+        return topic
+
+    def _state_machine(self, key: str, path: Path, lake_root: str) -> sfn.StateMachine:
+        """The ASL file deployed as it is, job names and lake root substituted; its role may run those jobs only."""
+        prefix = self.settings.prefix
+        substitutions = {p: definitions.glue_job_name(p, prefix) for p in definitions.GLUE_JOBS}
         substitutions["LakeRoot"] = lake_root
-        self.machines: dict[str, sfn.StateMachine] = {}
-        for key, path in (("pipeline", definitions.PIPELINE), ("intraday", definitions.INGEST_INTRADAY)):
-            log_group = logs.LogGroup(
-                self,
-                f"Logs-{key}",
-                log_group_name=f"/aws/vendedlogs/states/{settings.prefix}-{key}",
-                retention=logs.RetentionDays.THREE_MONTHS,
-                removal_policy=RemovalPolicy.DESTROY,
-            )
-            machine = sfn.StateMachine(
-                self,
-                f"StateMachine-{key}",
-                state_machine_name=f"{settings.prefix}-{key}",
-                definition_body=sfn.DefinitionBody.from_string(definitions.render(path, substitutions)),
-                state_machine_type=sfn.StateMachineType.STANDARD,
-                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-                tracing_enabled=True,
-                timeout=Duration.hours(6),
-            )
-            machine.add_to_role_policy(iam.PolicyStatement(actions=SYNC_ACTIONS, resources=job_arns))
-            for job in self.jobs.values():
-                machine.node.add_dependency(job)
-            NagSuppressions.add_resource_suppressions(
-                machine.role,
-                [
-                    {
-                        "id": "AwsSolutions-IAM5",
-                        "reason": "CloudWatch Logs delivery and X-Ray APIs take no resource "
-                        "ARN (AWS requires Resource '*' for logs:CreateLogDelivery & co. and xray:PutTraceSegments).",
-                        "applies_to": ["Resource::*"],
-                    }
-                ],
-                apply_to_children=True,
-            )
-            alarm = cloudwatch.Alarm(
-                self,
-                f"Failed-{key}",
-                alarm_name=f"{settings.prefix}-{key}-failed",
-                alarm_description=f"A {key} execution failed, timed out or was aborted: open it in the console.",
-                metric=cloudwatch.MathExpression(
-                    expression="failed + timedout + aborted",
-                    using_metrics={
-                        "failed": machine.metric_failed(),
-                        "timedout": machine.metric_timed_out(),
-                        "aborted": machine.metric_aborted(),
-                    },
-                    period=Duration.minutes(5),
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
-            self.machines[key] = machine
+        log_group = logs.LogGroup(
+            self,
+            f"Logs-{key}",
+            log_group_name=f"/aws/vendedlogs/states/{prefix}-{key}",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            f"StateMachine-{key}",
+            state_machine_name=f"{prefix}-{key}",
+            definition_body=sfn.DefinitionBody.from_string(definitions.render(path, substitutions)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            tracing_enabled=True,
+            timeout=Duration.hours(6),
+        )
+        job_arns = [f"arn:{self.partition}:glue:{self.region}:{self.account}:job/{j.name}" for j in self.jobs.values()]
+        machine.add_to_role_policy(iam.PolicyStatement(actions=SYNC_ACTIONS, resources=job_arns))
+        for job in self.jobs.values():
+            machine.node.add_dependency(job)
+        NagSuppressions.add_resource_suppressions(machine.role, STATE_MACHINE_ROLE_SUPPRESSIONS, apply_to_children=True)
+        return machine
 
+    def _failure_alarm(self, key: str, machine: sfn.StateMachine) -> None:
+        """An alarm on any failed, timed-out or aborted execution of `machine`, to the alarm topic."""
+        alarm = cloudwatch.Alarm(
+            self,
+            f"Failed-{key}",
+            alarm_name=f"{self.settings.prefix}-{key}-failed",
+            alarm_description=f"A {key} execution failed, timed out or was aborted: open it in the console.",
+            metric=cloudwatch.MathExpression(
+                expression="failed + timedout + aborted",
+                using_metrics={
+                    "failed": machine.metric_failed(),
+                    "timedout": machine.metric_timed_out(),
+                    "aborted": machine.metric_aborted(),
+                },
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+
+    def _schedules(self, lake_root: str) -> None:
+        """EventBridge rules: the daily pipeline after the US close, intraday candles during trading hours."""
+        settings = self.settings
         base_input = {"lake_root": lake_root, "source": "yfinance", "symbols": settings.symbols}
         schedules = (
             # construct id, machine, rule suffix, schedule, intervals, enabled, description
@@ -255,16 +289,26 @@ class PipelineStack(Stack):
                     )
                 ],
             )
-        NagSuppressions.add_resource_suppressions(
-            self.glue_role,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Object-level wildcards inside the lake bucket and the glue/ "
-                    "prefix of the artifacts bucket (the jobs write many table files), the asset objects CDK grants "
-                    "with s3:GetObject*/List*, /aws-glue/* log groups, and PutMetricData (no resource ARN; "
-                    "limited to the Glue namespace by a condition).",
-                }
-            ],
-            apply_to_children=True,
-        )
+
+
+def _job_arguments(
+    module: str, libs: s3_assets.Asset, pins: dict[str, str], lake_root: str, artifacts: s3.IBucket
+) -> dict[str, str]:
+    """A job's default arguments: Delta on, our library zip and pinned modules, the lake root, logs and metrics."""
+    arguments = {
+        "--job-language": "python",
+        "--datalake-formats": "delta",
+        "--conf": DELTA_CONF,
+        "--extra-py-files": libs.s3_object_url,
+        "--additional-python-modules": packaging.glue_modules(module, pins),
+        "--lake_root": lake_root,
+        "--enable-continuous-cloudwatch-log": "true",
+        "--enable-metrics": "true",
+        "--enable-observability-metrics": "true",
+        "--enable-spark-ui": "true",
+        "--spark-event-logs-path": f"s3://{artifacts.bucket_name}/glue/spark-logs/",
+        "--TempDir": f"s3://{artifacts.bucket_name}/glue/temp/",
+    }
+    if module in packaging.ML_JOBS:
+        arguments["--python-modules-installer-option"] = packaging.TORCH_CPU_INDEX
+    return arguments
