@@ -126,15 +126,6 @@ def features_at(spark, frame: pd.DataFrame, i: int) -> pd.Series:
     return out.loc[i, list(FEATURE_NAMES)]
 
 
-def test_readme_feature_table_is_generated_from_the_spec():
-    from pathlib import Path
-
-    from lakehouse.feature_spec import readme_with_table
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert readme_with_table(readme) == readme, "README feature table is stale: run `make docs`"
-
-
 # --- every feature against an independent numpy reference ------------------------------------
 
 RTOL = 1e-9
