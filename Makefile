@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
+.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,8 +66,8 @@ inventory: setup ## print the lake's tables, versions and row counts
 dq-report: setup ## print the path of the latest data-quality HTML report
 	@$(PY) -m lakehouse.quality.report $(ARGS)
 
-docs: setup ## regenerate the README's feature table from lakehouse/feature_spec.py
-	$(PY) -m lakehouse.feature_spec --update-readme README.md
+docs: setup ## regenerate the feature table of docs/features.md from lakehouse/feature_spec.py
+	$(PY) -m lakehouse.feature_spec --update-docs docs/features.md
 
 bench: bench-features bench-pooling bench-api ## all benchmarks (not part of `make test`)
 
@@ -77,16 +77,21 @@ bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows
 bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
 	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)
 
-test: setup validate-asl serving-size ## lint, ASL validation, serving size check + the whole test suite (what CI runs)
-	$(VENV)/bin/ruff check .
+test: setup check validate-asl serving-size ## static checks, ASL validation, serving size check + the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: setup ## the static checks: ruff lint + format, import-linter contracts (pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+
+test-fast: setup check ## the static checks + the tests that start no JVM (seconds, not minutes)
+	$(PY) -m pytest -m "not spark" $(PYTEST_ARGS)
 
 test-random: setup ## the pytest suite in a shuffled order (pytest-randomly; PYTEST_ARGS="--randomly-seed=N" replays one order)
 	$(PY) -m pytest -p randomly $(PYTEST_ARGS)
 
-lint: setup ## ruff lint + format check
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+lint: check ## the static checks (an alias of `make check`)
 
 format: setup ## ruff format + autofix
 	$(VENV)/bin/ruff format .
@@ -121,7 +126,7 @@ bench-api: setup serving-size ## /predict p50/p99 through the Lambda handler and
 # --- Athena named queries, run locally ------------------------------------------------------------
 NAME ?=
 
-query: setup ## run a named Athena query (infra/athena/queries) on the local gold tables: make query NAME=<name>
+query: setup ## run a named Athena query (lakecontract/athena_queries) on the local gold tables: make query NAME=<name>
 	@if [ -z "$(NAME)" ]; then $(PY) -m lakehouse.named_queries --list; exit 2; fi
 	$(PY) -m lakehouse.named_queries $(NAME) $(ARGS)
 

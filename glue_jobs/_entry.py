@@ -1,4 +1,5 @@
-"""What every Glue entry script shares: argument parsing, the printed config, the exit code.
+"""What every Glue entry script shares: argument parsing, the printed config, the Spark session,
+the one printed summary line and the exit code. The job's body is `lakehouse/jobs/<job>.py`'s `run`.
 
 We parse with argparse on Glue too (`parse_known_args`): Glue passes job parameters as
 `--name value` pairs, which argparse reads, and adds its own (`--JOB_NAME`, `--job-bookmark-option`, …),
@@ -12,6 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
 from lakehouse.job_summary import JobFailed, JobSummary
@@ -37,12 +41,39 @@ def parser_for(job: str, description: str) -> argparse.ArgumentParser:
 
 
 def run_job(
-    job: str,
+    job: str | ModuleType,
     parser: argparse.ArgumentParser,
-    body: Callable[[argparse.Namespace, LakeConfig], JobSummary],
+    body: Callable[[argparse.Namespace, LakeConfig], JobSummary] | Sequence[str] | None = None,
     argv: Sequence[str] | None = None,
+    *,
+    options: Callable[[argparse.Namespace], dict[str, Any]] | None = None,
 ) -> int:
-    """Parse, print the effective config, run `body`, and map known failures to exit code 1."""
+    """Parse, print the effective config, run the job, print its summary once, and map known
+    failures to exit code 1.
+
+    `job` is the job's module in lakehouse/jobs (its JOB and `run`): `run_job(module, parser, argv,
+    options=lambda args: {...})` with the job's own options taken from the parsed arguments.
+    (Transitional: a job name and a `body(args, cfg)` callable are still accepted.)"""
+    if isinstance(job, ModuleType):
+        module = job
+        argv = body if not callable(body) else argv  # type: ignore[assignment]
+        job = module.JOB
+
+        def body(args: argparse.Namespace, cfg: LakeConfig) -> JobSummary:
+            from lakehouse.spark import session_for
+
+            summary = module.run(
+                session_for(cfg.s3_endpoint, module.JOB),
+                cfg,
+                run_id=args.run_id,
+                now=datetime.now(UTC),
+                log=print,
+                **(options(args) if options else {}),
+            )
+            print(summary.line(), file=sys.stdout)
+            return summary
+
+    assert isinstance(job, str) and callable(body)
     args, ignored = parser.parse_known_args(argv)
     if ignored:
         print(f"[{job}] ignoring arguments not meant for this job: {' '.join(ignored)}", file=sys.stderr)

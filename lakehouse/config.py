@@ -13,7 +13,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SUPPORTED_INTERVALS = ("1d", "1h", "5m")
+from lakecontract.constants import INTERVALS
+
+SUPPORTED_INTERVALS = INTERVALS
 SOURCES = ("sample", "yfinance", "csv", "synthetic")
 DEFAULT_SYMBOLS = ("^GSPC", "^IXIC", "MSFT")
 SOURCES_WITH_OWN_SYMBOLS = ("csv", "synthetic")

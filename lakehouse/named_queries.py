@@ -1,4 +1,4 @@
-"""The Athena named queries of infra/athena/queries, runnable locally against a lake with Spark SQL.
+"""The Athena named queries of lakecontract/athena_queries, runnable locally against a lake with Spark SQL.
 
 Each `<name>.sql` file holds one query in the SQL subset that Athena (Trino, engine v3) and
 Spark SQL 3.5 share, over unqualified gold table names: on AWS they resolve in the Glue database
@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lakecontract.athena_queries import description, names, read
 from lakehouse.tables import GOLD_DQ_RESULTS, GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS, Table, gold_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-QUERY_DIR = Path(__file__).resolve().parents[1] / "infra" / "athena" / "queries"
 
 
 def view_name(tbl: Table) -> str:
@@ -35,42 +33,8 @@ TABLES: dict[str, Table] = {
 }
 
 
-class UnknownQuery(KeyError):
-    """No query file of that name; the message lists the available ones."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0])
-
-
 class MissingTable(RuntimeError):
     """A table the query reads does not exist in the lake yet."""
-
-
-def names() -> list[str]:
-    """The available query names (file stems), sorted."""
-    return sorted(p.stem for p in QUERY_DIR.glob("*.sql"))
-
-
-def path(name: str) -> Path:
-    available = names()
-    if name not in available:
-        raise UnknownQuery(f"unknown named query {name!r}; available: {', '.join(available) or '(none)'}")
-    return QUERY_DIR / f"{name}.sql"
-
-
-def read(name: str) -> str:
-    """The query text, without trailing whitespace or semicolons (spark.sql takes one statement)."""
-    return re.sub(r"[\s;]+$", "", path(name).read_text(encoding="utf-8"))
-
-
-def description(name: str) -> str:
-    """The first line of the query's leading `-- ` comment block."""
-    for line in read(name).splitlines():
-        if line.startswith("--"):
-            return line.removeprefix("--").strip()
-        if line.strip():
-            break
-    return ""
 
 
 def tables_used(sql: str) -> list[str]:
@@ -112,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = add_config_arguments(
         argparse.ArgumentParser(
             prog="python -m lakehouse.named_queries",
-            description="Run an Athena named query of infra/athena/queries locally with Spark SQL.",
+            description="Run an Athena named query of lakecontract/athena_queries locally with Spark SQL.",
         )
     )
     parser.add_argument("name", nargs="?", help="query name (file stem); see --list")

@@ -21,9 +21,10 @@ from fastapi import FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 
+from lakecontract.artifacts import SNAPSHOT_ROWS, SYMBOL_PATTERN, VERSION_PATTERN
+from lakecontract.constants import INTERVAL_PATTERN
 from serving import logs
 from serving.artifacts import Bundle, ModelCache, artifact_age_seconds, latest_rows
-from serving.contract import SNAPSHOT_ROWS, SYMBOL_PATTERN, VERSION_PATTERN
 from serving.errors import ApiError, error_response, install
 from serving.pipeline_runs import AwsRuns, LocalRuns, new_run_id
 from serving.schemas import (
@@ -223,7 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/latest", response_model=LatestResponse, responses=READ_ERRORS)
     async def latest(
         symbol: Annotated[str, Query(pattern=SYMBOL_PATTERN)],
-        interval: Annotated[str | None, Query(pattern=r"^(1d|1h|5m)$")] = None,
+        interval: Annotated[str | None, Query(pattern=INTERVAL_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=SNAPSHOT_ROWS)] = 5,
     ) -> LatestResponse:
         """The newest candles and their features from the serving snapshot, oldest first."""
@@ -244,7 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/predict/{symbol}", response_model=Prediction, responses=READ_ERRORS)
     async def predict_get(
         symbol: SymbolPath,
-        interval: Annotated[str | None, Query(pattern=r"^(1d|1h|5m)$")] = None,
+        interval: Annotated[str | None, Query(pattern=INTERVAL_PATTERN)] = None,
         model: Annotated[str | None, Query(pattern=f"{VERSION_PATTERN}|^latest$")] = None,
     ) -> Prediction:
         return _prediction(cache.version(model), symbol, interval)

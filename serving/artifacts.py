@@ -21,23 +21,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from serving.api_error import ApiError
-from serving.contract import (
+from lakecontract.artifacts import (
     FEATURES,
     LATEST,
     MANIFEST,
     MODELS_DIR,
     REGISTRY,
+    SIGNAL_THRESHOLDS,
     output_column,
     sha256,
     signal,
     snapshot_inputs,
     valid_version,
 )
-from serving.storage import NotFound, StorageUnavailable, Store
+from lakecontract.constants import TASKS
+from lakecontract.objectstore import ObjectStore
+from serving import storage
+from serving.api_error import ApiError
+from serving.storage import NotFound, StorageUnavailable
 
 log = logging.getLogger("candlelake.serving")
-TASKS = ("direction", "return")
 
 
 class ArtifactError(ApiError):
@@ -102,7 +105,7 @@ class Bundle:
         return float(self.manifest["baselines"]["direction"]["prob_up"])
 
     def signal(self, prob_up: float) -> str:
-        return signal(prob_up, self.manifest.get("signal_thresholds") or {"buy": 0.55, "sell": 0.45})
+        return signal(prob_up, self.manifest.get("signal_thresholds") or SIGNAL_THRESHOLDS)
 
 
 def finite_or_none(value: Any) -> Any:
@@ -116,12 +119,12 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def _read_verified(store: Store, folder: str, name: str, manifest: dict[str, Any]) -> bytes:
+def _read_verified(store: ObjectStore, folder: str, name: str, manifest: dict[str, Any]) -> bytes:
     meta = manifest["files"].get(name)
     if meta is None:
         raise ArtifactRefused(f"{store.uri(f'{folder}/{name}')} is not listed in the manifest")
     try:
-        data = store.read(f"{folder}/{name}")
+        data = storage.read(store, f"{folder}/{name}")
     except NotFound:
         raise ArtifactRefused(f"{store.uri(f'{folder}/{name}')} is missing") from None
     digest = sha256(data)
@@ -191,7 +194,7 @@ def _predictions(manifest: dict, snap: dict, outputs: dict[str, dict[str, float]
     return result
 
 
-def load_version(store: Store, version: str, pointer: dict[str, Any] | None = None) -> Bundle:
+def load_version(store: ObjectStore, version: str, pointer: dict[str, Any] | None = None) -> Bundle:
     """Read and verify `gold/models/<version>`; `pointer` (the parsed `latest`) pins the manifest.
 
     A verified file that still does not have the layout the API reads (a manifest without
@@ -203,13 +206,13 @@ def load_version(store: Store, version: str, pointer: dict[str, Any] | None = No
         raise ArtifactRefused(f"model version {version} has a malformed artifact: {exc!r}") from exc
 
 
-def _load_version(store: Store, version: str, pointer: dict[str, Any] | None) -> Bundle:
+def _load_version(store: ObjectStore, version: str, pointer: dict[str, Any] | None) -> Bundle:
     if not valid_version(version):
         raise UnknownVersion(f"{version!r} is not a model version name")
     started = time.monotonic()
     folder = f"{MODELS_DIR}/{version}"
     try:
-        manifest_bytes = store.read(f"{folder}/{MANIFEST}")
+        manifest_bytes = storage.read(store, f"{folder}/{MANIFEST}")
     except NotFound:
         if pointer is not None:
             raise ArtifactRefused(
@@ -286,7 +289,7 @@ def artifact_age_seconds(bundle: Bundle, now: float | None = None) -> float | No
 class ModelCache:
     """The version `latest` names (re-checked at most every `reload_seconds`) plus a few others."""
 
-    def __init__(self, store: Store, reload_seconds: float, cached_versions: int = 4) -> None:
+    def __init__(self, store: ObjectStore, reload_seconds: float, cached_versions: int = 4) -> None:
         self.store = store
         self.reload_seconds = reload_seconds
         self.cached_versions = max(0, cached_versions)
@@ -319,7 +322,7 @@ class ModelCache:
             self._checked = now
             latest_uri = self.store.uri(f"{MODELS_DIR}/{LATEST}")
             try:
-                raw = self.store.read(f"{MODELS_DIR}/{LATEST}")
+                raw = storage.read(self.store, f"{MODELS_DIR}/{LATEST}")
             except NotFound:
                 self._keep_or_fail(
                     f"{latest_uri} does not exist",
@@ -388,14 +391,14 @@ class ModelCache:
         Manifests never change once published, so each is read once."""
         if version not in self._manifests:
             try:
-                raw = self.store.read(f"{MODELS_DIR}/{version}/{MANIFEST}")
+                raw = storage.read(self.store, f"{MODELS_DIR}/{version}/{MANIFEST}")
             except NotFound:
                 raise UnknownVersion(f"model version {version} has no manifest") from None
             self._manifests[version] = finite_or_none(json.loads(raw))
         return self._manifests[version]
 
     def published_versions(self) -> list[str]:
-        return [v for v in self.store.folders(MODELS_DIR) if valid_version(v)]
+        return [v for v in storage.folders(self.store, MODELS_DIR) if valid_version(v)]
 
     def status(self) -> tuple[Bundle | None, ApiError | None]:
         self.refresh()

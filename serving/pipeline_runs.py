@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakecontract.constants import RUNS_DIR
 from serving.api_error import ApiError
-
-RUNS_DIR = "runs"
 
 
 class RunError(ApiError):

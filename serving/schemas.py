@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.contract import SYMBOL_PATTERN, VERSION_PATTERN
+from lakecontract.artifacts import SIGNAL_THRESHOLDS, SYMBOL_PATTERN, VERSION_PATTERN
+from lakecontract.constants import INTERVAL_LIST_PATTERN, INTERVAL_PATTERN
 
 Symbol = Field(pattern=SYMBOL_PATTERN, description="ticker as Yahoo spells it, e.g. ^GSPC, MSFT, BRK-B")
 
@@ -62,7 +63,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: str = Symbol
-    interval: str | None = Field(None, pattern=r"^(1d|1h|5m)$", description="defaults to the model's interval")
+    interval: str | None = Field(None, pattern=INTERVAL_PATTERN, description="defaults to the model's interval")
     model: str | None = Field(
         None,
         pattern=f"{VERSION_PATTERN}|^latest$",
@@ -89,7 +90,9 @@ class Prediction(BaseModel):
     close: float = Field(description="close of that bar")
     horizon: Horizon
     prob_up: float = Field(description="P(next close > this close), from the served direction model")
-    signal: Literal["buy", "hold", "sell"] = Field(description="buy if prob_up ≥ 0.55, sell if ≤ 0.45, else hold")
+    signal: Literal["buy", "hold", "sell"] = Field(
+        description=f"buy if prob_up ≥ {SIGNAL_THRESHOLDS['buy']}, sell if ≤ {SIGNAL_THRESHOLDS['sell']}, else hold"
+    )
     predicted_return: float
     predicted_close: float
     model_version: str
@@ -127,7 +130,7 @@ class PipelineRunRequest(BaseModel):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$", description="execution name")
     source: Literal["sample", "yfinance", "csv", "synthetic"] | None = None
     symbols: str | None = Field(None, pattern=r"^[A-Za-z0-9^._=,-]{1,400}$", examples=["^GSPC,MSFT"])
-    intervals: str | None = Field(None, pattern=r"^(1d|1h|5m)(,(1d|1h|5m))*$")
+    intervals: str | None = Field(None, pattern=INTERVAL_LIST_PATTERN)
     start: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     end: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     backfill: bool | None = None

@@ -1,9 +1,13 @@
-"""Shared fixtures: one SparkSession for the whole run (Delta configured, local[2]), fresh lakes."""
+"""Shared fixtures: one SparkSession for the whole run (Delta configured, local[2]), fresh lakes.
+
+Every test that asks for the `spark` fixture, directly or through another fixture, is marked
+`spark` here, so `make test-fast` (`-m "not spark"`) runs exactly the tests that start no JVM from
+this process; tests that start one in a subprocess carry the mark themselves.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,11 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from lakehouse.config import LakeConfig  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures"
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +52,3 @@ def make_config(lake: str):
         return LakeConfig(**{"lake_root": lake, **overrides})  # type: ignore[arg-type]
 
     return _make
-
-
-@pytest.fixture
-def quiet_log() -> Iterator[list[str]]:
-    lines: list[str] = []
-    yield lines

@@ -17,6 +17,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from lakecontract.objectstore import ObjectStore
 from lakehouse import delta_io
 from lakehouse.config import LakeConfig
 from lakehouse.ml import dataset, export, lstm
@@ -27,7 +28,6 @@ from lakehouse.ml.export import ExportFailed, latest_version, run_export
 from lakehouse.ml.models import SKLEARN_MODELS, ModelSpec
 from lakehouse.ml.splits import Fold, walk_forward
 from lakehouse.ml.train import run_train
-from lakehouse.objectstore import ObjectStore
 from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
 from tests.ml_lake import QUIET, SMALL, T0, PublishedLake, copy_lake
 

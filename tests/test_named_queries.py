@@ -1,4 +1,4 @@
-"""The Athena named queries (infra/athena/queries) run with Spark SQL against a published lake."""
+"""The Athena named queries (lakecontract/athena_queries) run with Spark SQL against a published lake."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from lakecontract import athena_queries as queries
 from lakehouse import named_queries as nq
 
 EXPECTED_COLUMNS = {
@@ -74,7 +75,7 @@ EXPECTED_COLUMNS = {
     ],
 }
 
-# Outside the subset Athena (Trino) and Spark SQL share; see infra/athena/queries.
+# Outside the subset Athena (Trino) and Spark SQL share; see lakecontract/athena_queries.
 NOT_PORTABLE = {
     "`": "backtick quoting (Spark only)",
     "::": "`::` casts",
@@ -96,18 +97,18 @@ def _code(sql: str) -> str:
 
 
 def test_there_are_queries_and_every_table_is_a_gold_table():
-    assert set(nq.names()) == set(EXPECTED_COLUMNS)
+    assert set(queries.names()) == set(EXPECTED_COLUMNS)
     assert set(nq.TABLES) == {"gold_predictions", "gold_dq_results", "gold_features_1d", "gold_model_registry"}
     for view, tbl in nq.TABLES.items():
         assert tbl.zone == "gold" and nq.view_name(tbl) == view
 
 
-@pytest.mark.parametrize("name", nq.names())
+@pytest.mark.parametrize("name", queries.names())
 def test_query_file_is_one_documented_portable_statement(name):
-    text = nq.path(name).read_text(encoding="utf-8")
+    text = queries.path(name).read_text(encoding="utf-8")
     assert text.startswith("-- "), "each query starts with a comment saying what it answers"
-    assert nq.description(name)
-    sql = nq.read(name)
+    assert queries.description(name)
+    sql = queries.read(name)
     assert not sql.endswith(";")
     assert ";" not in _code(sql), "one statement per file"
     code = _code(sql)
@@ -118,17 +119,17 @@ def test_query_file_is_one_documented_portable_statement(name):
 
 def test_read_strips_trailing_semicolons(tmp_path, monkeypatch):
     (tmp_path / "q.sql").write_text("-- q\nSELECT 1;  \n;\n", encoding="utf-8")
-    monkeypatch.setattr(nq, "QUERY_DIR", tmp_path)
-    assert nq.read("q") == "-- q\nSELECT 1"
+    monkeypatch.setattr(queries, "QUERY_DIR", tmp_path)
+    assert queries.read("q") == "-- q\nSELECT 1"
 
 
-@pytest.mark.parametrize("name", nq.names())
+@pytest.mark.parametrize("name", queries.names())
 @pytest.mark.parametrize("dialect", ["trino", "spark"])
 def test_query_parses_in_both_dialects(name, dialect):
     import sqlglot
     from sqlglot.errors import ErrorLevel
 
-    statements = sqlglot.parse(nq.read(name), read=dialect, error_level=ErrorLevel.RAISE)
+    statements = sqlglot.parse(queries.read(name), read=dialect, error_level=ErrorLevel.RAISE)
     assert len([s for s in statements if s is not None]) == 1
 
 
@@ -140,24 +141,24 @@ def test_leaderboard_improvement_assumes_lower_is_better_key_metrics():
 
 
 def test_unknown_name_lists_the_available_ones():
-    with pytest.raises(nq.UnknownQuery) as info:
-        nq.read("no_such_query")
+    with pytest.raises(queries.UnknownQuery) as info:
+        queries.read("no_such_query")
     message = str(info.value)
     assert "no_such_query" in message
-    for name in nq.names():
+    for name in queries.names():
         assert name in message
 
 
 def test_cli_unknown_name_exits_2_with_the_list(capsys):
     assert nq.main(["no_such_query"]) == 2
     err = capsys.readouterr().err
-    assert "no_such_query" in err and all(n in err for n in nq.names())
+    assert "no_such_query" in err and all(n in err for n in queries.names())
 
 
 def test_cli_list_prints_names_with_descriptions(capsys):
     assert nq.main(["--list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == nq.names()
+    assert [line.split()[0] for line in out] == queries.names()
     assert all(len(line.split()) > 1 for line in out)
 
 
@@ -243,7 +244,7 @@ CHECKS = {
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("name", nq.names())
+@pytest.mark.parametrize("name", queries.names())
 def test_query_runs_on_the_published_lake(spark, published_lake, name):
     root = published_lake.cfg.resolved_root
     result = nq.run(spark, root, name).toPandas()

@@ -17,9 +17,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from lakecontract.objectstore import ObjectStore
 from lakehouse.config import add_config_arguments, config_from
 from lakehouse.ml.export import describe_latest, latest_version
-from lakehouse.objectstore import ObjectStore
 from lakehouse.quality.report import latest_report, write_report
 from lakehouse.quality.validate import ExpectationOutcome, ValidationRun
 

@@ -15,7 +15,8 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.settings import REPO, InfraSettings
+from infra.settings import InfraSettings
+from lakecontract.athena_queries import QUERY_DIR
 
 # Athena name → lake path (lakehouse/tables.py; a test checks they agree).
 GOLD_TABLES = {
@@ -27,7 +28,6 @@ GOLD_TABLES = {
     "gold_predictions": "gold/predictions",
     "gold_pipeline_failures": "gold/pipeline_failures",
 }
-QUERY_DIR = REPO / "infra" / "athena" / "queries"
 
 
 def query_description(path: Path) -> str:

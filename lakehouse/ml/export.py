@@ -31,14 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lakehouse.config import LakeConfig
-from lakehouse.feature_spec import FEATURE_NAMES, LABELS, spec_hash
-from lakehouse.job_summary import JobFailed, JobSummary
-from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData
-from lakehouse.ml.evaluate import KEY_METRIC
-from lakehouse.ml.models import DIRECTION, RETURN, TASKS
-from lakehouse.objectstore import ObjectStore
-from serving.contract import (  # the API builds its inputs with the same functions
+from lakecontract.artifacts import (  # the API builds its inputs with the same functions
     FEATURES,
     LATEST,
     MANIFEST,
@@ -51,6 +44,13 @@ from serving.contract import (  # the API builds its inputs with the same functi
     signal,
     snapshot_inputs,
 )
+from lakecontract.constants import DIRECTION, RETURN, TASKS
+from lakecontract.objectstore import ObjectStore
+from lakehouse.config import LakeConfig
+from lakehouse.feature_spec import FEATURE_NAMES, LABELS, spec_hash
+from lakehouse.job_summary import JobFailed, JobSummary
+from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData
+from lakehouse.ml.evaluate import KEY_METRIC
 
 ONNX_TOLERANCE = 1e-5
 

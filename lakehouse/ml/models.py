@@ -25,8 +25,7 @@ from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-DIRECTION, RETURN = "direction", "return"
-TASKS = (DIRECTION, RETURN)
+from lakecontract.constants import DIRECTION, RETURN
 
 
 @dataclass(frozen=True)

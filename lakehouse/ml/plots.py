@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 
+from lakecontract.constants import DIRECTION, RETURN
 from lakehouse.ml import metrics
 from lakehouse.ml.evaluate import ModelResult
-from lakehouse.ml.models import DIRECTION, RETURN
 
 
 def _png(fig) -> bytes:  # noqa: ANN001

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lakecontract.objectstore import ObjectStore
 from lakehouse.config import LakeConfig
 from lakehouse.feature_spec import spec_hash
 from lakehouse.job_summary import JobFailed, JobSummary
@@ -27,7 +28,6 @@ from lakehouse.ml.evaluate import ModelResult, evaluate, lstm_spec
 from lakehouse.ml.lstm import FittedLSTM, LSTMSettings
 from lakehouse.ml.models import SKLEARN_MODELS, params_of, to_onnx_bytes
 from lakehouse.ml.splits import walk_forward
-from lakehouse.objectstore import ObjectStore
 
 ARTIFACTS_DIR = "gold/model_artifacts"
 TRAINING_REPORTS_DIR = "reports/training"

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from lakecontract.objectstore import ObjectStore
 from lakehouse.config import ConfigError, add_config_arguments, config_from
-from lakehouse.objectstore import ObjectStore
 from lakehouse.quality.rules import TIERS
 from lakehouse.quality.validate import ValidationRun
 

@@ -2,17 +2,19 @@
 
 Export (`lakehouse/ml/export.py`) writes `gold/models/<version>/…` and checks its ONNX graphs on
 inputs built by `snapshot_inputs`; the API builds its inputs with the very same function. Keeping
-it here, with numpy and the standard library only, means the API never imports the training
-stack (pandas, scikit-learn, torch) and the export check exercises the serving code path.
+it here, with the standard library at import (numpy inside the two functions that build arrays),
+means the API never imports the training stack (pandas, scikit-learn, torch), the batch side never
+imports the API, and the export check exercises the serving code path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MODELS_DIR = "gold/models"
 LATEST = "latest"
@@ -49,6 +51,8 @@ def valid_version(version: str) -> bool:
 def snapshot_inputs(snap: dict[str, Any], io_spec: dict[str, Any]) -> tuple[list[str], np.ndarray]:
     """(symbols, model input for each symbol's newest row): one row of features, or the newest
     `window` rows for a sequence model; symbols with too few rows for the window are left out."""
+    import numpy as np
+
     index = {c: i for i, c in enumerate(snap["columns"])}
     cols = [index[f] for f in io_spec["features"]]
     window = io_spec.get("window")
@@ -69,4 +73,6 @@ def snapshot_inputs(snap: dict[str, Any], io_spec: dict[str, Any]) -> tuple[list
 def output_column(out: np.ndarray, io_spec: dict[str, Any]) -> np.ndarray:
     """The one number per row a task's ONNX output holds: P(up) column of the probability
     matrix for classifiers, the flattened prediction for regressors."""
+    import numpy as np
+
     return (out[:, io_spec["column"]] if io_spec["column"] is not None else out.reshape(-1)).astype(np.float64)

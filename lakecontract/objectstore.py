@@ -1,15 +1,21 @@
-"""Files under the lake root that are not Delta tables: reports, model artifacts, pointers.
+"""Files under the lake root that are not Delta tables: reports, model artifacts, pointers, run history.
 
-The root is a local folder or s3://bucket/prefix (s3a:// too). S3 is written with boto3 (not
-Spark), because these files are read by things that have no Spark (the serving Lambda, a person's
-browser). The endpoint is the one the job was configured with (`cfg.s3_endpoint`, from
-`--s3-endpoint` or CANDLELAKE_S3_ENDPOINT), passed as `endpoint`: the jobs give Spark and every
-ObjectStore the same one, so tables, reports and model artifacts land in the same store. Without
-an `endpoint` argument the environment variable is used, then AWS.
+One store for both sides: the jobs write through it, the API reads through it, so a path, a key or
+an error means the same thing to both. The root is a local folder or s3://bucket/prefix (s3a://
+too). S3 is written with boto3 (not Spark), because these files are read by things that have no
+Spark (the serving Lambda, a person's browser); boto3 is imported only for an S3 root (it costs
+≈ 0.3 s of the API's cold start). The endpoint is the one the job or the API was configured with
+(`--s3-endpoint`, CANDLELAKE_S3_ENDPOINT): without an `endpoint` argument the environment variable
+is used, then AWS.
 
 `replace` is the one operation with a guarantee: a reader sees the old content or the new one,
 never a torn file — `os.replace` of a temporary file locally, and a single PUT on S3 (object
 writes are atomic there). The model `latest` pointer relies on it.
+
+Reads tell two failures apart, because their readers act differently on them: `ObjectNotFound`
+(the object is not there: "nothing published yet") and `StoreUnavailable` (the store cannot be
+read — permissions, a broken mount, S3 unreachable or denying: the object may well exist, so an
+API keeps serving what it holds).
 """
 
 from __future__ import annotations
@@ -19,6 +25,16 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+_S3_ROOT = re.compile(r"^(s3a?)://([^/]+)/?(.*)$")
+
+
+class ObjectNotFound(FileNotFoundError):
+    """The object does not exist (a FileNotFoundError, local or not, so callers catch one type)."""
+
+
+class StoreUnavailable(OSError):
+    """The store could not be read or listed; says nothing about whether the object exists."""
 
 
 class ObjectStore:
@@ -30,7 +46,8 @@ class ObjectStore:
         self.endpoint = endpoint or os.environ.get("CANDLELAKE_S3_ENDPOINT") or None
         self.root = root
         folder = folder.strip("/")
-        match = re.match(r"^(s3a?)://([^/]+)/?(.*)$", root)
+        self._s3: Any = None
+        match = _S3_ROOT.match(root)
         if match:
             self.scheme, self.bucket, prefix = match.groups()
             self.prefix = "/".join(p for p in (prefix.strip("/"), folder) if p)
@@ -44,9 +61,11 @@ class ObjectStore:
         return self.folder is not None
 
     def _client(self) -> Any:
-        import boto3
+        if self._s3 is None:
+            import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint)
+            self._s3 = boto3.client("s3", endpoint_url=self.endpoint)
+        return self._s3
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -93,8 +112,21 @@ class ObjectStore:
 
     def read_bytes(self, name: str) -> bytes:
         if self.folder is not None:
-            return (self.folder / name).read_bytes()
-        return self._client().get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+            try:
+                return (self.folder / name).read_bytes()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                raise ObjectNotFound(self.uri(name)) from None
+            except OSError as exc:  # EACCES, ELOOP, EIO, a stale mount: the object may exist but cannot be read
+                raise StoreUnavailable(f"cannot read {self.uri(name)}: {exc.strerror or exc}") from exc
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client()
+        try:
+            return client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+        except client.exceptions.NoSuchKey:
+            raise ObjectNotFound(self.uri(name)) from None
+        except (BotoCoreError, ClientError) as exc:  # access denied, no bucket, endpoint unreachable
+            raise StoreUnavailable(f"cannot read {self.uri(name)}: {exc}") from exc
 
     def read(self, name: str) -> str:
         return self.read_bytes(name).decode("utf-8")
@@ -120,3 +152,27 @@ class ObjectStore:
         pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
         keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
         return sorted(k[len(base) :] for k in keys if k.endswith(suffix) and "/" not in k[len(base) :])
+
+    def folders(self, name: str = "") -> list[str]:
+        """Names of the sub-folders of `name` (the published model versions under gold/models).
+
+        An absent folder lists as empty; a folder that cannot be looked at raises StoreUnavailable,
+        because an empty listing would be a lie."""
+        if self.folder is not None:
+            folder = self.folder / name
+            try:
+                return sorted(p.name for p in folder.iterdir() if p.is_dir())
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot list {self.uri(name)}: {exc.strerror or exc}") from exc
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        base = self._key(name).rstrip("/") + "/" if name or self.prefix else ""
+        pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base, Delimiter="/")
+        try:
+            return sorted(
+                p["Prefix"][len(base) :].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable(f"cannot list {self.uri(name)}: {exc}") from exc
