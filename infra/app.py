@@ -1,4 +1,5 @@
-"""The CDK app: `python -m infra.app` (what `make deploy` / `make synth` run through the cdk CLI).
+"""The CDK app: `python -m infra.app`, what the cdk CLI runs for `make synth` / `make deploy` and, through
+infra/cdk.json, for `npx cdk synth` / `diff` / `deploy` typed in infra/.
 
 cdk-nag's AwsSolutions pack runs on every synth; an unsuppressed finding is an error annotation
 (the tests fail on any), and every suppression carries its reason next to the resource.
@@ -14,7 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import InfraSettings
 from infra.stacks.analytics import AnalyticsStack
-from infra.stacks.api import ApiStack
+from infra.stacks.api import ApiStack, LayerNotBuilt
 from infra.stacks.pipeline import PipelineStack
 from infra.stacks.storage import StorageStack
 
@@ -50,7 +51,8 @@ def build(app: cdk.App, settings: InfraSettings, env: cdk.Environment | None = N
     return {"storage": storage, "analytics": analytics, "pipeline": pipeline, "api": api}
 
 
-# CDK feature flags this app relies on (a `cdk init` project would list them in cdk.json).
+# CDK feature flags this app relies on. A `cdk init` project lists them in cdk.json; here they are part of
+# the app, so the tests (which build it without the CLI) and `make` (which passes --app) get them too.
 FEATURE_FLAGS = {
     # access logs delivered under a bucket policy, not an ACL (the buckets enforce owner-only ACLs)
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
@@ -70,7 +72,10 @@ def create(context: dict[str, Any] | None = None, outdir: str | None = None) -> 
 
 
 def main() -> None:
-    app, _ = create()
+    try:
+        app, _ = create()
+    except LayerNotBuilt as error:  # a build step not run yet: say which, without a traceback
+        raise SystemExit(f"candlelake infra: {error}") from None
     app.synth()
 
 

@@ -24,6 +24,11 @@ from constructs import Construct
 from infra import packaging
 from infra.settings import REPO, InfraSettings
 
+
+class LayerNotBuilt(FileNotFoundError):
+    """The dependency layer folder is missing: `make lambda-layer` builds it."""
+
+
 # The Lambda code asset: serving/'s .py files only, restaged on every synth.
 API_CODE_BUILD = REPO / "build" / "infra" / "api-code"
 ROLE_SUPPRESSIONS = [
@@ -116,11 +121,18 @@ class ApiStack(Stack):
         return role
 
     def _dependencies_layer(self) -> lambda_.LayerVersion:
-        """serving/requirements.txt built for the Lambda runtime by `make lambda-layer`."""
+        """serving/requirements.txt built for the Lambda runtime by `make lambda-layer` (refused if absent:
+        CDK's own "Cannot find asset" does not say how to make it)."""
+        path = Path(self.settings.api_layer_path)
+        if not path.is_dir():
+            raise LayerNotBuilt(
+                f"the API's dependency layer {path} does not exist: run `make lambda-layer` first "
+                "(or pass -c api_layer_path=<folder holding python/>)"
+            )
         return lambda_.LayerVersion(
             self,
             "ServingDependencies",
-            code=lambda_.Code.from_asset(self.settings.api_layer_path),
+            code=lambda_.Code.from_asset(str(path)),
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.X86_64],
             description="serving/requirements.txt for python3.12 x86_64 (make lambda-layer)",
