@@ -10,7 +10,8 @@ ends with a summary of the lake.
 
 Exit codes: 0 the execution SUCCEEDED; 1 it did not (FAILED, TIMED_OUT, ABORTED: the state table
 and the error say where); 2 the command line is wrong (an unknown flag, a bad lake setting, a
-malformed --inject-fault, no such --definition file) and nothing was executed.
+malformed --inject-fault, no such --definition file, an option that definition does not read) and
+nothing was executed.
 """
 
 from __future__ import annotations
@@ -19,22 +20,23 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakecontract.constants import RUNS_DIR
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
 from step_functions import definitions
-from step_functions.moto_glue import MOTO_CONFIG, LocalGlue, parse_faults
+from step_functions.moto_glue import MOTO_CONFIG, JobFunction, LocalGlue, parse_faults
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/candlelake-local"
-RUNS_DIR = "runs"
 TRAIN_FIELDS = ("interval", "folds", "test_bars", "gap", "epochs", "window")
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Lake settings that are not execution input (the ASL passes no such argument): on AWS they are the
@@ -120,7 +122,7 @@ def local_jobs(default_arguments: Sequence[str] = ()) -> dict[str, Any]:
     `default_arguments` come first, so a run's own arguments override them, as a Glue job run's
     Arguments override the job's DefaultArguments."""
 
-    def entry(module: str):  # noqa: ANN202
+    def entry(module: str) -> JobFunction:
         return lambda argv: importlib.import_module(f"glue_jobs.{module}").main([*default_arguments, *argv])
 
     return {definitions.glue_job_name(p): entry(m) for p, m in definitions.GLUE_JOBS.items()}
@@ -200,7 +202,7 @@ def execute(
     faults: str = "",
     retry_scale: float = 1.0,
     name: str | None = None,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> Execution:
     """Run `definition` to completion through moto and return what the console would show.
 
@@ -237,14 +239,12 @@ def execute(
                 stateMachineArn=machine["stateMachineArn"], name=name, input=json.dumps(execution_in)
             )["executionArn"]
             seen = 0
-            began: datetime | None = None
             while True:
                 described = sfn.describe_execution(executionArn=arn)
                 events = sfn.get_execution_history(executionArn=arn)["events"]
-                began = began or (events[0]["timestamp"] if events else None)
-                for event in events[seen:]:
+                for event in events[seen:]:  # the history grows; its first event is ExecutionStarted
                     if event["type"] not in ("TaskScheduled", "TaskStarted", "TaskSubmitted", "TaskSucceeded"):
-                        log(_describe(event, began))
+                        log(_describe(event, events[0]["timestamp"]))
                 seen = len(events)
                 if described["status"] != "RUNNING":
                     break
@@ -280,7 +280,7 @@ def state_table(execution: Execution) -> str:
 def save_history(execution: Execution, root: str, s3_endpoint: str | None = None) -> str:
     """`<lake>/runs/<execution name>.json`: status, input, output, per-state rows, every event;
     written at `s3_endpoint` (the run's configured one) like the tables it describes."""
-    from lakehouse.objectstore import ObjectStore
+    from lakecontract.objectstore import ObjectStore
 
     document = {
         "execution": execution.name,
@@ -322,7 +322,10 @@ def print_summary(cfg: LakeConfig, run_id: str) -> None:
     print(describe_latest(root, s3_endpoint=cfg.s3_endpoint))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every option the runner accepts. Each one reaches the Glue jobs that read it (as execution input,
+    as a job's default argument, or as the run id) or is the runner's own (which machine, faults, retry
+    waits); tests/test_runner_options.py holds a case per option, so a new one cannot be silently dropped."""
     parser = argparse.ArgumentParser(prog="python -m step_functions.run_local", description=__doc__.split("\n\n")[0])
     add_config_arguments(parser)
     parser.add_argument(
@@ -348,21 +351,46 @@ def main(argv: list[str] | None = None) -> int:
     training = parser.add_argument_group("training (input fields train_<name>; defaults in the ASL's Defaults state)")
     for key in TRAIN_FIELDS:
         training.add_argument(f"--train-{key.replace('_', '-')}", dest=f"train_{key}", default=None, metavar="V")
+    return parser
+
+
+def fields_read(definition: Path) -> set[str]:
+    """The execution input fields some state of `definition` reads (`$.config.<field>`)."""
+    return set(re.findall(r"\$\.config\.([A-Za-z0-9_]+)", definition.read_text()))
+
+
+def check_input_is_read(definition: Path, execution_in: dict[str, str], origins: dict[str, str]) -> None:
+    """Refuse input no state of `definition` reads: `--train-epochs 5` with the intraday machine (which has no
+    Train state) would be accepted and reach no job, the silent drop issue 13 found with `--synthetic-symbols`."""
+    given = {f for f in execution_in if f != "lake_root" or f in origins}  # the runner always sends lake_root
+    unread = sorted(given - fields_read(definition))
+    if unread:
+        named = ", ".join(origins.get(f, f"flag --{f.replace('_', '-')}") for f in unread)
+        raise ValueError(
+            f"{named} would reach no job: no state of {definition} reads {', '.join(unread)}; drop it, "
+            "or run the definition that uses it"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)  # a usage error exits 2 (argparse's own convention, kept for ours)
     definition = Path(args.definition)
+    train = {k: getattr(args, f"train_{k}") for k in TRAIN_FIELDS}
     try:
         cfg = config_from(args)
         parse_faults(args.inject_fault, state_jobs())
         if not definition.is_file():
             raise ValueError(f"--definition {definition}: no such file")
+        execution_in = execution_input(cfg, train, given_only=True)
+        check_input_is_read(definition, execution_in, cfg.origins)
     except (ConfigError, ValueError) as exc:  # checked before anything runs
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    train = {k: getattr(args, f"train_{k}") for k in TRAIN_FIELDS}
     print(f"[run_local] {definition} on {cfg.resolved_root} (moto Step Functions interpreter)")
     execution = execute(
         definition,
-        execution_input(cfg, train, given_only=True),
+        execution_in,
         job_arguments=job_default_arguments(cfg, given_only=True),
         faults=args.inject_fault,
         retry_scale=args.retry_wait_scale,
