@@ -35,10 +35,13 @@ import types
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
 
 MOTO_VERSION = "5.2.5"
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+MOTO_CONFIG: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 JobFunction = Callable[[list[str]], int]
 """A Glue entry point: argv → exit code (glue_jobs.<job>.main)."""
@@ -198,7 +201,7 @@ class LocalGlue:
                     code = self.jobs[job](argv)
                     if code != 0:
                         error = last_failure() or f"{job} exited with code {code}"
-            except BaseException as exc:  # noqa: BLE001 — any crash is a FAILED run, as on Glue
+            except BaseException as exc:  # any crash is a FAILED run, as on Glue
                 error = f"{type(exc).__name__}: {exc}"
             record.seconds = time.monotonic() - started
             record.state, record.error = ("FAILED", error) if error else ("SUCCEEDED", None)
@@ -246,7 +249,9 @@ class LocalGlue:
         cls = callback.StateTaskServiceCallback
         original = cls._eval_integration_pattern
 
-        def _eval_integration_pattern(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001, ANN202
+        def _eval_integration_pattern(
+            self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+        ) -> None:
             if ResourceCondition.WaitForTaskToken in self._supported_integration_patterns:
                 return original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
             if self.heartbeat:
@@ -310,8 +315,10 @@ class LocalGlue:
 
         original = StateTaskServiceGlue._sync_to_start_job_run
 
-        def _sync_to_start_job_run(self, *args: Any, **kwargs: Any):  # noqa: ANN202
+        def _sync_to_start_job_run(self: Any, *args: Any, **kwargs: Any) -> Callable[[], Any] | None:
             resolver = original(self, *args, **kwargs)
+            if resolver is None:  # typed Optional by moto; passed through as is
+                return None
 
             def json_safe() -> Any:
                 out = resolver()
