@@ -13,7 +13,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.settings import InfraSettings
+from infra.settings import InfraSettings, SettingsError
 from infra.stacks.analytics import AnalyticsStack
 from infra.stacks.api import ApiStack, LayerNotBuilt
 from infra.stacks.pipeline import PipelineStack
@@ -62,10 +62,20 @@ FEATURE_FLAGS = {
 }
 
 
+# The context keys the CDK sets itself hold a colon (the CLI's `aws:cdk:*`, feature flags `@aws-cdk/…:…`,
+# lookups `<provider>:account=…`), except this one, which `cdk acknowledge` keeps in cdk.context.json.
+CDK_OWN_CONTEXT = frozenset({"acknowledged-issue-numbers"})
+
+
+def settings_context(app: cdk.App) -> dict[str, Any]:
+    """Every context value but the CDK's own: what `-c key=value` gave, so a mistyped key is refused, not ignored."""
+    context = app.node.get_all_context()
+    return {k: v for k, v in context.items() if ":" not in k and k not in CDK_OWN_CONTEXT}
+
+
 def create(context: dict[str, Any] | None = None, outdir: str | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]]:
     app = cdk.App(context={**FEATURE_FLAGS, **(context or {})}, outdir=outdir)
-    keys = [k for k in InfraSettings.__dataclass_fields__ if app.node.try_get_context(k) is not None]
-    settings = InfraSettings.from_context({k: app.node.try_get_context(k) for k in keys})
+    settings = InfraSettings.from_context(settings_context(app))
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = cdk.Environment(account=account, region=region) if account and region else None
     return app, build(app, settings, env)
@@ -74,7 +84,7 @@ def create(context: dict[str, Any] | None = None, outdir: str | None = None) -> 
 def main() -> None:
     try:
         app, _ = create()
-    except LayerNotBuilt as error:  # a build step not run yet: say which, without a traceback
+    except (SettingsError, LayerNotBuilt) as error:  # a bad -c value or a build step not run: say which, no traceback
         raise SystemExit(f"candlelake infra: {error}") from None
     app.synth()
 

@@ -12,6 +12,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
+class SettingsError(ValueError):
+    """A context key the app does not know, or a value of the wrong kind."""
+
+
 @dataclass(frozen=True)
 class InfraSettings:
     prefix: str = "candlelake"
@@ -42,10 +46,25 @@ class InfraSettings:
                 raw = context[f.name]
                 kind = type(f.default)
                 if kind is bool:
-                    values[f.name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+                    values[f.name] = _boolean(f.name, raw)
                 else:
-                    values[f.name] = kind(raw)
+                    try:
+                        values[f.name] = kind(raw)
+                    except ValueError:
+                        raise SettingsError(f"context {f.name}={raw!r}: expected {kind.__name__}") from None
         unknown = set(context) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"unknown context key(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+            raise SettingsError(f"unknown context key(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
         return cls(**values)
+
+
+def _boolean(name: str, raw: object) -> bool:
+    """`-c intraday_enabled=false` arrives as a string; anything but a clear yes or no is refused, not read as no."""
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in ("1", "true", "yes"):
+        return True
+    if word in ("0", "false", "no"):
+        return False
+    raise SettingsError(f"context {name}={raw!r}: expected true or false")

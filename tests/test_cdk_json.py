@@ -21,6 +21,14 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
 STACKS = {"candlelake-storage", "candlelake-analytics", "candlelake-pipeline", "candlelake-api"}
+# What cdk 2.1148 adds to the context of every synth (read from CDK_CONTEXT_JSON under `npx cdk synth`).
+CLI_CONTEXT = {
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+    "aws:cdk:version-reporting": True,
+    "aws:cdk:bundling-stacks": ["**"],
+    "@aws-cdk/core:failSynthOnValidationErrors": False,
+}
 
 
 def _cdk_json() -> dict:
@@ -32,7 +40,7 @@ def _run_app(outdir: str, context: dict) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "CDK_OUTDIR": outdir,
-        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_CONTEXT_JSON": json.dumps({**context, **CLI_CONTEXT}),
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
     }
     env.pop("PYTHONPATH", None)
@@ -86,6 +94,23 @@ def test_without_the_lambda_layer_the_app_says_to_run_make_lambda_layer(tmp_path
     assert result.returncode != 0
     assert "run `make lambda-layer`" in result.stderr and str(tmp_path / "no-layer") in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"worker_typo": "4", "acknowledged-issue-numbers": [12345]}, "unknown context key(s) ['worker_typo']"),
+        ({"workers": "four"}, "context workers='four': expected int"),
+        ({"intraday_enabled": "flase"}, "context intraday_enabled='flase': expected true or false"),
+    ],
+)
+def test_a_wrong_context_key_or_value_is_refused_by_name(tmp_path, context, message):
+    layer = tmp_path / "layer"
+    (layer / "python").mkdir(parents=True)
+    result = _run_app(str(tmp_path / "cdk.out"), {"api_layer_path": str(layer), **context})
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()  # refused before anything is synthesized
 
 
 def test_cdk_json_and_the_makefile_run_the_same_app_into_the_same_folder():
