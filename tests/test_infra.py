@@ -5,6 +5,7 @@ No AWS credentials are needed or used: the app synthesizes environment-agnostic 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -16,12 +17,12 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402
+from aws_cdk.assertions import Annotations, Match, Template
 
-from infra import packaging  # noqa: E402
-from infra.settings import InfraSettings  # noqa: E402
-from infra.stacks.analytics import GOLD_TABLES, QUERY_DIR  # noqa: E402
-from step_functions import definitions  # noqa: E402
+from infra import packaging
+from infra.settings import InfraSettings
+from infra.stacks.analytics import GOLD_TABLES, QUERY_DIR
+from step_functions import definitions
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -235,13 +236,67 @@ def test_a_glue_5_1_job_for_every_entry_script(synthesized):
         assert job["WorkerType"] == ("G.2X" if ml else "G.1X") and job["NumberOfWorkers"] == 2
 
 
-def test_the_glue_library_zip_holds_our_packages_and_is_reproducible(tmp_path):
-    a = packaging.source_zip(tmp_path / "a.zip", ("lakehouse", "glue_jobs", "serving"))
-    b = packaging.source_zip(tmp_path / "b.zip", ("lakehouse", "glue_jobs", "serving"))
+FIRST_PARTY = frozenset({"lakecontract", "lakehouse", "serving", "glue_jobs", "step_functions", "infra"})
+
+
+def _imported_packages(start: str) -> set[str]:
+    """Our top-level packages that `start` needs on the platform: its imports, followed through every package
+    they reach (read from the sources with ast, lazy imports inside functions included)."""
+    needed, todo = set(), [start]
+    while todo:
+        package = todo.pop()
+        needed.add(package)
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                todo += [n.split(".")[0] for n in names if n.split(".")[0] in FIRST_PARTY - needed]
+    return needed
+
+
+def _asset_zip(outdir: Path, s3_location: str | dict) -> zipfile.ZipFile:
+    """The staged file asset a template points at (an S3 key or URL ending in <hash>.zip)."""
+    asset_hash = json.dumps(s3_location).rsplit("/", 1)[-1].split(".zip")[0].strip('"')
+    return zipfile.ZipFile(Path(outdir) / f"asset.{asset_hash}.zip")
+
+
+def _sources(packages: set[str]) -> set[str]:
+    return {
+        str(p.relative_to(REPO))
+        for package in packages
+        for p in (REPO / package).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+
+
+def test_the_glue_library_zip_holds_what_the_jobs_import_and_not_the_api(synthesized):
+    _, templates, outdir = synthesized
+    jobs = _resources(templates["pipeline"], "AWS::Glue::Job").values()
+    (location,) = {json.dumps(j["Properties"]["DefaultArguments"]["--extra-py-files"]) for j in jobs}
+    names = set(_asset_zip(outdir, json.loads(location)).namelist())
+    needed = _imported_packages("glue_jobs")
+    assert needed == {"glue_jobs", "lakehouse", "lakecontract"}
+    assert names == _sources(needed)  # every module of each, nothing else: no serving/, no tests, no caches
+
+
+def test_the_api_code_asset_holds_what_serving_imports_and_no_batch_code(synthesized):
+    _, templates, outdir = synthesized
+    fn = next(
+        f["Properties"]
+        for f in _resources(templates["api"], "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "serving.app.handler"
+    )
+    names = set(_asset_zip(outdir, fn["Code"]["S3Key"]).namelist())
+    needed = _imported_packages("serving")
+    assert needed == {"serving", "lakecontract"}
+    assert names == _sources(needed) and "serving/app.py" in names  # no lakehouse/, no requirements*.txt
+
+
+def test_the_source_zips_are_reproducible(tmp_path):
+    a = packaging.source_zip(tmp_path / "a.zip", ("lakecontract", "lakehouse", "glue_jobs"))
+    b = packaging.source_zip(tmp_path / "b.zip", ("lakecontract", "lakehouse", "glue_jobs"))
     assert a.read_bytes() == b.read_bytes()
-    names = zipfile.ZipFile(a).namelist()
-    assert "lakehouse/ml/export.py" in names and "glue_jobs/_entry.py" in names and "serving/contract.py" in names
-    assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
 
 
 def _joined(value: str | dict) -> str:
@@ -370,13 +425,6 @@ def test_the_api_can_read_published_models_and_start_runs_and_nothing_more(synth
     assert not {a for a in actions if a.startswith("s3:") and a not in ("s3:GetObject", "s3:ListBucket")}
     get = next(s for s in statements if _actions(s) == ["s3:GetObject"])
     assert "/lake/gold/models/*" in json.dumps(get["Resource"])
-
-
-def test_the_api_code_asset_is_the_serving_package_only(synthesized):
-    _, _, outdir = synthesized
-    code = REPO / "build" / "infra" / "api-code"
-    assert (code / "serving" / "app.py").is_file() and not (code / "lakehouse").exists()
-    assert not list(code.rglob("*.txt"))
 
 
 def test_unknown_context_keys_are_refused():

@@ -29,8 +29,11 @@ class LayerNotBuilt(FileNotFoundError):
     """The dependency layer folder is missing: `make lambda-layer` builds it."""
 
 
-# The Lambda code asset: serving/'s .py files only, restaged on every synth.
-API_CODE_BUILD = REPO / "build" / "infra" / "api-code"
+# The Lambda code: serving/ and the one package it imports (lakecontract; a test follows the imports), their
+# .py files only, in a zip rewritten on every synth with fixed timestamps (a module deleted from the
+# repository is not deployed; an unchanged tree gives the same asset hash).
+API_CODE = ("serving", "lakecontract")
+API_CODE_ZIP = REPO / "build" / "infra" / "api-code.zip"
 ROLE_SUPPRESSIONS = [
     {
         "id": "AwsSolutions-IAM5",
@@ -70,7 +73,7 @@ class ApiStack(Stack):
     ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.settings = settings
-        code_dir = packaging.staged_package(API_CODE_BUILD, "serving")
+        code = packaging.source_zip(API_CODE_ZIP, API_CODE)
         log_group = logs.LogGroup(
             self,
             "ApiLogs",
@@ -80,7 +83,7 @@ class ApiStack(Stack):
         )
         role = self._role(lake, pipeline, log_group)
         layer = self._dependencies_layer()
-        self.function = self._function(code_dir, layer, role, log_group, lake_root, pipeline)
+        self.function = self._function(code, layer, role, log_group, lake_root, pipeline)
         self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
         CfnOutput(self, "ApiUrl", value=self.url.url, description="Function URL (IAM auth: sign with SigV4)")
         self._alarms(alarm_topic)
@@ -140,7 +143,7 @@ class ApiStack(Stack):
 
     def _function(
         self,
-        code_dir: Path,
+        code: Path,
         layer: lambda_.ILayerVersion,
         role: iam.IRole,
         log_group: logs.ILogGroup,
@@ -156,7 +159,7 @@ class ApiStack(Stack):
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.X86_64,
             handler="serving.app.handler",
-            code=lambda_.Code.from_asset(str(code_dir)),
+            code=lambda_.Code.from_asset(str(code)),
             layers=[layer],
             role=role,
             memory_size=settings.api_memory_mb,

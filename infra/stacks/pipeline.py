@@ -64,8 +64,10 @@ STATE_MACHINE_ROLE_SUPPRESSIONS = [
         "applies_to": ["Resource::*"],
     }
 ]
-# Where the library zip is written before CDK stages it as an asset.
-GLUE_BUILD = REPO / "build" / "infra"
+# The --extra-py-files zip: what glue_jobs/ import, followed through (glue_jobs → lakehouse → lakecontract; a
+# test follows the imports). Not serving/: the batch side does not carry the API.
+GLUE_LIBRARY = ("lakecontract", "lakehouse", "glue_jobs")
+GLUE_LIBRARY_ZIP = REPO / "build" / "infra" / "candlelake-libs.zip"
 # What a `.sync` Glue task needs, and nothing else (Step Functions developer guide, "Glue").
 SYNC_ACTIONS = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
 
@@ -94,7 +96,7 @@ class PipelineStack(Stack):
         libs = s3_assets.Asset(
             self,
             "GlueLibs",
-            path=str(packaging.source_zip(GLUE_BUILD / "candlelake-libs.zip", ("lakehouse", "glue_jobs", "serving"))),
+            path=str(packaging.source_zip(GLUE_LIBRARY_ZIP, GLUE_LIBRARY)),
         )
         self.glue_role = self._glue_role(lake, artifacts, libs)
         security = self._glue_security_configuration()
