@@ -44,7 +44,7 @@ class InfraSettings:
         for f in fields(cls):
             if f.name in context and context[f.name] is not None:
                 raw = context[f.name]
-                kind = type(f.default)
+                kind: type[Any] = type(f.default)
                 if kind is bool:
                     values[f.name] = _boolean(f.name, raw)
                 else:

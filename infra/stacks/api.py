@@ -8,6 +8,7 @@ client with AWS credentials) and need `lambda:InvokeFunctionUrl` on the function
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -69,7 +70,7 @@ class ApiStack(Stack):
         lake_root: str,
         pipeline: sfn.IStateMachine,
         alarm_topic: sns.ITopic,
-        **kwargs,  # noqa: ANN003
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.settings = settings

@@ -8,6 +8,7 @@ the local runner executes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -89,7 +90,7 @@ class PipelineStack(Stack):
         lake: s3.IBucket,
         artifacts: s3.IBucket,
         lake_root: str,
-        **kwargs,  # noqa: ANN003
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.settings = settings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from cdk_nag import NagSuppressions
@@ -10,7 +12,7 @@ from constructs import Construct
 from infra.settings import InfraSettings
 
 
-def _bucket(scope: Construct, cid: str, **extra) -> s3.Bucket:  # noqa: ANN003
+def _bucket(scope: Construct, cid: str, **extra: Any) -> s3.Bucket:
     return s3.Bucket(
         scope,
         cid,
@@ -25,7 +27,7 @@ def _bucket(scope: Construct, cid: str, **extra) -> s3.Bucket:  # noqa: ANN003
 
 
 class StorageStack(Stack):
-    def __init__(self, scope: Construct, cid: str, *, settings: InfraSettings, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, scope: Construct, cid: str, *, settings: InfraSettings, **kwargs: Any) -> None:
         super().__init__(scope, cid, **kwargs)
         keep, old = Duration.days(settings.old_runs_days), Duration.days(settings.noncurrent_days)
         # Athena results, Glue temp files and Spark UI logs, and the lake bucket's access logs.
