@@ -137,6 +137,7 @@ CDK_OUT := build/cdk.out
 CDK_ARGS ?=
 LAYER := build/lambda/layer
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 $(STAMPS)/npm-infra: infra/package.json infra/package-lock.json
 	@mkdir -p $(STAMPS)

@@ -7,7 +7,6 @@ source file does (a redeploy with no change uploads nothing).
 from __future__ import annotations
 
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -52,22 +51,10 @@ def _add_tree(zf: zipfile.ZipFile, package: Path, arc_root: Path) -> None:
 
 
 def source_zip(target: Path, packages: tuple[str, ...]) -> Path:
-    """A zip of the named top-level packages (their .py files), for --extra-py-files."""
+    """A zip of the named top-level packages (their .py files): the Glue jobs' --extra-py-files and
+    the Lambda's code."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w") as zf:
         for name in packages:
             _add_tree(zf, REPO / name, REPO)
-    return target
-
-
-def staged_package(target: Path, package: str) -> Path:
-    """A folder holding only `package`'s .py files (the Lambda code asset: no tests, no caches),
-    rebuilt from scratch so a module deleted from the repository is not deployed."""
-    shutil.rmtree(target, ignore_errors=True)
-    for path in sorted((REPO / package).rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        out = target / path.relative_to(REPO)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(path.read_bytes())
     return target

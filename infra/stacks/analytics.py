@@ -8,6 +8,7 @@ log, so it follows the pipeline's schema changes without a crawler. Read-only, n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_athena as athena
@@ -39,6 +40,8 @@ def query_description(path: Path) -> str:
 
 
 class AnalyticsStack(Stack):
+    """The Glue database with every gold table, the analysts' Athena workgroup and its named queries."""
+
     def __init__(
         self,
         scope: Construct,
@@ -47,11 +50,22 @@ class AnalyticsStack(Stack):
         settings: InfraSettings,
         lake: s3.IBucket,
         artifacts: s3.IBucket,
-        **kwargs,  # noqa: ANN003
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.database_name = settings.prefix.replace("-", "_")
-        database = glue.CfnDatabase(
+        database = self._database()
+        self.tables = {
+            name: self._delta_table(name, f"s3://{lake.bucket_name}/{settings.lake_prefix}/{path}/", database)
+            for name, path in GOLD_TABLES.items()
+        }
+        self.workgroup = self._workgroup(settings, artifacts)
+        self.named_queries = {
+            query_file.stem: self._named_query(query_file, database) for query_file in sorted(QUERY_DIR.glob("*.sql"))
+        }
+
+    def _database(self) -> glue.CfnDatabase:
+        return glue.CfnDatabase(
             self,
             "Database",
             catalog_id=self.account,
@@ -59,25 +73,27 @@ class AnalyticsStack(Stack):
                 name=self.database_name, description="candlelake gold layer (Delta tables, read by Athena)"
             ),
         )
-        self.tables = {}
-        for name, path in GOLD_TABLES.items():
-            table = glue.CfnTable(
-                self,
-                f"Table-{name}",
-                catalog_id=self.account,
-                database_name=self.database_name,
-                table_input=glue.CfnTable.TableInputProperty(
-                    name=name,
-                    table_type="EXTERNAL_TABLE",
-                    parameters={"table_type": "DELTA", "EXTERNAL": "TRUE", "classification": "delta"},
-                    storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                        location=f"s3://{lake.bucket_name}/{settings.lake_prefix}/{path}/"
-                    ),
-                ),
-            )
-            table.node.add_dependency(database)
-            self.tables[name] = table
-        self.workgroup = athena.CfnWorkGroup(
+
+    def _delta_table(self, name: str, location: str, database: glue.CfnDatabase) -> glue.CfnTable:
+        """A gold table as Athena reads Delta: table_type DELTA, its location and no column list
+        (the schema comes from the Delta log, so it never drifts from the table)."""
+        table = glue.CfnTable(
+            self,
+            f"Table-{name}",
+            catalog_id=self.account,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=name,
+                table_type="EXTERNAL_TABLE",
+                parameters={"table_type": "DELTA", "EXTERNAL": "TRUE", "classification": "delta"},
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(location=location),
+            ),
+        )
+        table.node.add_dependency(database)
+        return table
+
+    def _workgroup(self, settings: InfraSettings, artifacts: s3.IBucket) -> athena.CfnWorkGroup:
+        return athena.CfnWorkGroup(
             self,
             "WorkGroup",
             name=settings.prefix,
@@ -99,16 +115,16 @@ class AnalyticsStack(Stack):
                 ),
             ),
         )
-        self.named_queries = {}
-        for path in sorted(QUERY_DIR.glob("*.sql")):
-            query = athena.CfnNamedQuery(
-                self,
-                f"Query-{path.stem}",
-                name=path.stem,
-                description=query_description(path),
-                database=self.database_name,
-                work_group=self.workgroup.name,
-                query_string=path.read_text().strip().rstrip(";"),
-            )
-            query.node.add_dependency(self.workgroup, database)
-            self.named_queries[path.stem] = query
+
+    def _named_query(self, query_file: Path, database: glue.CfnDatabase) -> athena.CfnNamedQuery:
+        query = athena.CfnNamedQuery(
+            self,
+            f"Query-{query_file.stem}",
+            name=query_file.stem,
+            description=query_description(query_file),
+            database=self.database_name,
+            work_group=self.workgroup.name,
+            query_string=query_file.read_text().strip().rstrip(";"),
+        )
+        query.node.add_dependency(self.workgroup, database)
+        return query
