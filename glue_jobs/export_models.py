@@ -5,14 +5,9 @@ from __future__ import annotations
 import sys
 
 from glue_jobs._entry import parser_for, run_job
-from lakehouse.ml.export import run_export
-from lakehouse.spark import session_for
+from lakehouse.jobs import export_models
 
-JOB = "export_models"
-
-
-def _export(args, cfg):  # noqa: ANN001, ANN202
-    return run_export(session_for(cfg.s3_endpoint, JOB), cfg, model_version=args.model_version, run_id=args.run_id)
+JOB = export_models.JOB
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model-version", "--model_version", default=None, help="training run to publish (default: the newest)"
     )
-    return run_job(JOB, parser, _export, argv)
+    return run_job(export_models, parser, argv, options=lambda args: {"model_version": args.model_version})
 
 
 if __name__ == "__main__":

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from glue_jobs._entry import parser_for, run_job
+from lakehouse.jobs import train_models
 from lakehouse.ml.lstm import LSTMSettings
-from lakehouse.ml.train import TrainSettings, run_train
-from lakehouse.spark import session_for
+from lakehouse.ml.train import TrainSettings
 
-JOB = "train_models"
+JOB = train_models.JOB
 
 
-def _settings(args) -> TrainSettings:  # noqa: ANN001
+def _settings(args: argparse.Namespace) -> TrainSettings:
     lstm = LSTMSettings(window=args.window, epochs=args.epochs, hidden=args.hidden, accelerator=args.accelerator)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else ()
     return TrainSettings(args.interval, args.folds, args.test_bars, args.gap, args.train_seed, models, lstm)
-
-
-def _train(args, cfg):  # noqa: ANN001, ANN202
-    return run_train(session_for(cfg.s3_endpoint, JOB), cfg, _settings(args), run_id=args.run_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument(
         "--accelerator", default=ld.accelerator, help="Lightning accelerator: auto (GPU if present), cpu"
     )
-    return run_job(
-        JOB,
-        parser,
-        _train,
-        argv,
-    )
+    return run_job(train_models, parser, argv, options=lambda args: {"settings": _settings(args)})
 
 
 if __name__ == "__main__":

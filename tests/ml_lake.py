@@ -50,8 +50,7 @@ def build(spark, folder: Path) -> PublishedLake:  # noqa: ANN001
     from lakehouse import delta_io
     from lakehouse.gold_build import run_build_features
     from lakehouse.ingest import run_ingest
-    from lakehouse.ml.export import run_export
-    from lakehouse.ml.train import run_train
+    from lakehouse.jobs import export_models, train_models
     from lakehouse.silver_build import run_build_silver
     from lakehouse.tables import GOLD_PREDICTIONS
 
@@ -60,8 +59,8 @@ def build(spark, folder: Path) -> PublishedLake:  # noqa: ANN001
     run_ingest(spark, cfg, now=T0, **QUIET)
     run_build_silver(spark, cfg, now=T0, run_id="r1", **QUIET)
     run_build_features(spark, cfg, now=T0, run_id="r1", **QUIET)
-    summary = run_train(spark, cfg, SMALL, run_id="r1", now=T0, **QUIET)
-    export = run_export(spark, cfg, run_id="r1", now=T0, **QUIET)
+    summary = train_models.run(spark, cfg, run_id="r1", now=T0, settings=SMALL, **QUIET)
+    export = export_models.run(spark, cfg, run_id="r1", now=T0, **QUIET)
     pristine = folder / "pristine_models"
     shutil.copytree(Path(root) / "gold" / "models", pristine)
     version = summary.details["model_version"]

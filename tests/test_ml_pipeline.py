@@ -20,14 +20,15 @@ from pyspark.sql import functions as F
 from lakecontract.objectstore import ObjectStore
 from lakehouse import delta_io
 from lakehouse.config import LakeConfig
+from lakehouse.jobs import export_models, train_models
 from lakehouse.ml import dataset, export, lstm
-from lakehouse.ml import evaluate as evaluate_module
 from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, matrix
-from lakehouse.ml.evaluate import evaluate, lstm_spec, predict_rows
-from lakehouse.ml.export import ExportFailed, latest_version, run_export
-from lakehouse.ml.models import SKLEARN_MODELS, ModelSpec
+from lakehouse.ml.evaluate import evaluate
+from lakehouse.ml.export import ExportFailed, latest_version
+from lakehouse.ml.family import ModelFamily
+from lakehouse.ml.lstm import LSTMFamily
+from lakehouse.ml.models import SKLEARN_MODELS, SklearnFamily
 from lakehouse.ml.splits import Fold, walk_forward
-from lakehouse.ml.train import run_train
 from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
 from tests.ml_lake import QUIET, SMALL, T0, PublishedLake, copy_lake
 
@@ -164,10 +165,10 @@ def test_predictions_cover_the_holdout_block_and_the_latest_bar(spark, trained):
 
 # --- Leakage: a fold's model must not depend on anything after its training end -------------------------------------
 
-LEAK_SPECS: dict[str, ModelSpec] = {
+LEAK_SPECS: dict[str, ModelFamily] = {
     "logistic": next(s for s in SKLEARN_MODELS if s.name == "direction_logistic"),  # scaler in a Pipeline
     "random_forest": next(s for s in SKLEARN_MODELS if s.name == "return_random_forest"),
-    "lstm": lstm_spec(),  # its scaler lives in the module's buffers
+    "lstm": LSTMFamily(SMALL.lstm),  # its scaler lives in the module's buffers
 }
 
 
@@ -189,11 +190,11 @@ def fold_one(spark, trained) -> tuple[Any, Any, Fold]:
     return labeled, scrambled, fold
 
 
-def _probe(spec: ModelSpec, frame: Any, fold: Fold, probe: Any) -> np.ndarray:
-    """Fit `spec` walk-forward on fold's training rows of `frame`, then predict a fixed probe set that does not
+def _probe(family: ModelFamily, frame: Any, fold: Fold, probe: Any) -> np.ndarray:
+    """Fit `family` walk-forward on fold's training rows of `frame`, then predict a fixed probe set that does not
     depend on `frame`: the ORIGINAL test rows of `probe` (the LSTM reads their windows from `probe`)."""
-    fitted = evaluate(spec, frame, [fold], "1d", 7, SMALL.lstm, SMALL.gap, **QUIET).model
-    return predict_rows(spec, fitted, probe, fold.test)
+    fitted = evaluate(family, frame, [fold], "1d", 7, SMALL.gap, **QUIET).model
+    return family.predict_rows(fitted, probe, fold.test)
 
 
 def _assert_same_predictions(a: np.ndarray, b: np.ndarray) -> None:
@@ -212,27 +213,27 @@ def test_training_sees_nothing_after_its_fold(fold_one, name):
 
 def _leak(name: str, frame: Any, fold: Fold, monkeypatch: pytest.MonkeyPatch) -> None:
     """Install a deliberately leaky fit for `frame`: what the leakage check must catch."""
-    honest_fit, honest_module = evaluate_module.fit_fold, lstm.build_module
+    honest_fit, honest_module = SklearnFamily.fit, lstm.build_module
     if name == "logistic":  # the scaler sees every row of the frame, the classifier only the training rows
 
-        def scaler_on_all_rows(spec, train, seed, *_args, **_kwargs):  # noqa: ANN001, ANN202
-            pipeline = spec.build(seed)
+        def scaler_on_all_rows(family, train, seed, gap):
+            pipeline = family.build(seed)
             scaler = pipeline.named_steps["scale"].fit(matrix(frame))
             target = train["label_up"].astype(int).to_numpy()
             pipeline.named_steps["model"].fit(scaler.transform(matrix(train)), target)
             return pipeline
 
-        monkeypatch.setattr(evaluate_module, "fit_fold", scaler_on_all_rows)
+        monkeypatch.setattr(SklearnFamily, "fit", scaler_on_all_rows)
     elif name == "random_forest":  # fitted on the training rows plus the test block
 
-        def fit_with_test_rows(spec, train, seed, *args, **kwargs):  # noqa: ANN001, ANN202
+        def fit_with_test_rows(family, train, seed, gap):
             rows = np.union1d(fold.train, fold.test)
-            return honest_fit(spec, frame.iloc[rows], seed, *args, **kwargs)
+            return honest_fit(family, frame.iloc[rows], seed, gap)
 
-        monkeypatch.setattr(evaluate_module, "fit_fold", fit_with_test_rows)
+        monkeypatch.setattr(SklearnFamily, "fit", fit_with_test_rows)
     else:  # the LSTM's in-module normaliser fitted on every bar of the frame
 
-        def module_scaled_on_all_rows(n, settings, mean, std, target_scale):  # noqa: ANN001, ANN202
+        def module_scaled_on_all_rows(n, settings, mean, std, target_scale):
             bars = frame[list(settings.features)].to_numpy(np.float32)
             return honest_module(n, settings, bars.mean(axis=0), bars.std(axis=0), target_scale)
 
@@ -264,7 +265,7 @@ def test_a_model_worse_than_its_baseline_is_not_promoted(spark, published_lake, 
     DeltaTable.forPath(spark, GOLD_MODEL_REGISTRY.path(root)).update(
         F.col("model_version") == version, {"key_value": F.col("baseline_value") * 1.01}
     )
-    run_export(spark, cfg, run_id="r2", now=T0, **QUIET)
+    export_models.run(spark, cfg, run_id="r2", now=T0, **QUIET)
     _, manifest = _manifest(root, version)
     assert all(not doc["promoted"] and doc["serve"] == "baseline" for doc in manifest["models"].values())
     assert "does not beat" in manifest["models"]["direction"]["reason"]
@@ -285,7 +286,7 @@ def second_version(spark, published_lake, tmp_path_factory) -> tuple[LakeConfig,
     """A private copy of the published lake with a second, newer, trained but unexported version.
     Tests copy it again (`_own_copy`) before exporting, so none sees another's files."""
     cfg = copy_lake(published_lake, tmp_path_factory.mktemp("second_version"))
-    second = run_train(spark, cfg, QUICK, run_id="r3", now=LATER, **QUIET).details["model_version"]
+    second = train_models.run(spark, cfg, run_id="r3", now=LATER, settings=QUICK, **QUIET).details["model_version"]
     assert second != published_lake.version
     return cfg, second
 
@@ -294,7 +295,7 @@ def _own_copy(published_lake: PublishedLake, second_version: tuple[LakeConfig, s
     return copy_lake(replace(published_lake, cfg=second_version[0]), folder)
 
 
-def _assert_nothing_published(spark, cfg: LakeConfig, published: str, second: str, before: bytes) -> None:  # noqa: ANN001
+def _assert_nothing_published(spark, cfg: LakeConfig, published: str, second: str, before: bytes) -> None:
     """`latest` byte-identical and still naming the first publication, whose files all verify; the failed
     version neither promoted in the registry nor in gold/predictions."""
     root = cfg.resolved_root
@@ -329,7 +330,7 @@ def test_a_corrupted_onnx_artifact_is_refused_and_latest_unchanged(spark, publis
     with pytest.raises(
         ExportFailed, match=r"^(direction|return): cannot run the exported model: .*latest not switched"
     ):
-        run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
+        export_models.run(spark, cfg, run_id="r3", now=LATER, model_version=second, **QUIET)
     _assert_nothing_published(spark, cfg, published_lake.version, second, before)
     assert not (Path(root) / "gold" / "models" / second).exists()  # refused before anything was written
 
@@ -350,7 +351,7 @@ def test_a_file_changed_after_writing_fails_the_checksum_and_latest_is_unchanged
 
     monkeypatch.setattr(ObjectStore, "write_bytes", write_then_change)
     with pytest.raises(ExportFailed, match=r"return/io\.json: sha256 mismatch after writing; latest not switched"):
-        run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
+        export_models.run(spark, cfg, run_id="r3", now=LATER, model_version=second, **QUIET)
     monkeypatch.undo()
     _assert_nothing_published(spark, cfg, published_lake.version, second, before)
 
@@ -362,11 +363,11 @@ def test_an_onnx_graph_that_differs_from_its_native_model_is_refused_and_latest_
     root, second = cfg.resolved_root, second_version[1]
     before = (Path(root) / "gold" / "models" / "latest").read_bytes()
     honest_native = export.run_native
-    monkeypatch.setattr(export, "run_native", lambda model, task, x: honest_native(model, task, x) + 1e-3)
+    monkeypatch.setattr(export, "run_native", lambda family, model, x: honest_native(family, model, x) + 1e-3)
     with pytest.raises(
         ExportFailed, match=r"^(direction|return): ONNX differs from the native model by 1\.00e-03 > 1e-05$"
     ):
-        run_export(spark, cfg, model_version=second, run_id="r3", now=LATER, **QUIET)
+        export_models.run(spark, cfg, run_id="r3", now=LATER, model_version=second, **QUIET)
     monkeypatch.undo()
     _assert_nothing_published(spark, cfg, published_lake.version, second, before)
     assert not (Path(root) / "gold" / "models" / second).exists()  # refused before anything was written
@@ -381,7 +382,7 @@ def test_a_failed_re_export_of_the_published_version_leaves_its_files_as_they_we
     models = Path(cfg.resolved_root) / "gold" / "models"
     before = _fingerprint(models)
     honest_native = export.run_native
-    monkeypatch.setattr(export, "run_native", lambda model, task, x: honest_native(model, task, x) + 1e-3)
+    monkeypatch.setattr(export, "run_native", lambda family, model, x: honest_native(family, model, x) + 1e-3)
     with pytest.raises(ExportFailed, match=r"^(direction|return): ONNX differs from the native model by 1\.00e-03"):
-        run_export(spark, cfg, model_version=published_lake.version, run_id="r4", now=LATER, **QUIET)
+        export_models.run(spark, cfg, run_id="r4", now=LATER, model_version=published_lake.version, **QUIET)
     assert _fingerprint(models) == before

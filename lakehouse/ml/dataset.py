@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
 
 from lakehouse.feature_spec import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 PRICE_LEVEL = re.compile(r"^(sma|ema|bb_mid|bb_upper|bb_lower)_\d+$|^(macd|macd_signal|macd_hist|atr_14|vol_sma_20)$")
 MODEL_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if not PRICE_LEVEL.match(n))
@@ -74,7 +78,7 @@ def matrix(frame: pd.DataFrame, columns: tuple[str, ...] = MODEL_FEATURES) -> np
     return frame[list(columns)].to_numpy(dtype=np.float32)
 
 
-def load(spark, root: str, interval: str, symbols: tuple[str, ...] = ()) -> TrainingData:  # noqa: ANN001
+def load(spark: SparkSession, root: str, interval: str, symbols: tuple[str, ...] = ()) -> TrainingData:
     """Read warm rows of gold/features_<interval> and the Delta version that was read."""
     from pyspark.sql import functions as F
 
@@ -90,6 +94,6 @@ def load(spark, root: str, interval: str, symbols: tuple[str, ...] = ()) -> Trai
         df = df.where(F.col("symbol").isin(*symbols))
     columns = [*ID_COLUMNS, "open", "high", "low", "volume", *MODEL_FEATURES, *LABEL_COLUMNS]
     columns = list(dict.fromkeys(columns))
-    frame = df.select(*columns).toPandas()
+    frame = cast(pd.DataFrame, df.select(*columns).toPandas())
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return TrainingData(prepare(frame), interval, table.name, version)

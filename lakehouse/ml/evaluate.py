@@ -1,25 +1,26 @@
 """Walk-forward evaluation of one model family: fit inside each training fold, score its test block.
 
-`fit_fold` is the only place a model meets data, and it is given the training rows alone (the
-frame's other rows are not passed in), which is what the leakage test checks: replacing every
+The family's `fit` is the only place a model meets data, and it is given the training rows alone
+(the frame's other rows are not passed in), which is what the leakage test checks: replacing every
 feature and label after a fold's training end by noise leaves the fitted model unchanged (it
-predicts the same on the original test rows).
+predicts the same on the original test rows). Which family it is does not matter here: everything
+goes through the `ModelFamily` interface (lakehouse/ml/family.py).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lakecontract.constants import DIRECTION
 from lakehouse.ml import metrics
-from lakehouse.ml.dataset import matrix
-from lakehouse.ml.lstm import FittedLSTM, LSTMSettings, Windows, fit_lstm, make_windows
-from lakehouse.ml.models import DIRECTION, ModelSpec, predict
+from lakehouse.ml.family import ModelFamily
 from lakehouse.ml.splits import Fold
 
 # The number a model is promoted on (holdout fold), and which way is better.
@@ -41,7 +42,7 @@ class FoldResult:
 
 @dataclass
 class ModelResult:
-    spec: ModelSpec
+    family: ModelFamily
     folds: list[FoldResult]
     model: Any  # fitted on the last (holdout) fold's training rows: the model that gets exported
     holdout_rows: pd.DataFrame  # the holdout test rows with the model's prediction in column "pred"
@@ -58,50 +59,15 @@ class ModelResult:
     @property
     def key(self) -> tuple[str, float, float, bool]:
         """(metric, holdout value, baseline holdout value, beats baseline)."""
-        name, better = KEY_METRIC[self.spec.task]
+        name, better = KEY_METRIC[self.family.task]
         value, base = self.holdout.metrics[name], self.holdout.baselines[name]
         beats = (value < base) if better == "lower" else (value > base)
         return name, value, base, bool(beats and not math.isnan(value))
 
 
-def lstm_spec() -> ModelSpec:
-    return ModelSpec("lstm", "return", lambda seed: None, kind="lstm")
-
-
-def fit_fold(
-    spec: ModelSpec,
-    train: pd.DataFrame,
-    seed: int,
-    lstm: LSTMSettings | None = None,
-    windows: Windows | None = None,
-    gap: int = 5,
-) -> Any:
-    """Fit one model on one training fold. For the LSTM, `windows` are the windows whose last bar
-    is a training row (their labels are training labels), and `train` gives their timestamps."""
-    if spec.kind == "lstm":
-        assert lstm is not None and windows is not None
-        return fit_lstm(windows, train["ts"].to_numpy()[windows.end], lstm, seed, gap)
-    target = train["label_up"].astype(int) if spec.task == DIRECTION else train["label_ret_1"].astype(float)
-    return spec.build(seed).fit(matrix(train), target.to_numpy())
-
-
-def predict_rows(spec: ModelSpec, model: Any, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """Predictions for frame rows `rows` (the LSTM reads each row's preceding window from `frame`)."""
-    if spec.kind == "lstm":
-        fitted: FittedLSTM = model
-        windows = make_windows(frame, fitted.settings.features, fitted.settings.window)
-        position = pd.Series(np.arange(len(windows.end)), index=windows.end)
-        have = np.isin(rows, windows.end)
-        out = np.full(len(rows), np.nan)
-        out[have] = fitted.predict(windows.x[position.loc[rows[have]].to_numpy()])
-        return out
-    return predict(model, spec.task, matrix(frame.iloc[rows]))
-
-
-def score(
-    spec: ModelSpec, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, interval: str
-) -> tuple[dict, dict]:
-    if spec.task == DIRECTION:
+def score(task: str, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, interval: str) -> tuple[dict, dict]:
+    """(model metrics, baseline metrics) of predictions `pred` on the test rows, backtest included."""
+    if task == DIRECTION:
         model, base = metrics.direction_metrics(
             test["label_up"].astype(int).to_numpy(), pred, float(train["label_up"].astype(float).mean())
         )
@@ -116,33 +82,24 @@ def score(
 
 
 def evaluate(
-    spec: ModelSpec,
+    family: ModelFamily,
     labeled: pd.DataFrame,
     folds: list[Fold],
     interval: str,
     seed: int,
-    lstm: LSTMSettings | None = None,
     gap: int = 5,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> ModelResult:
     started = time.monotonic()
     results: list[FoldResult] = []
     model: Any = None
-    all_windows = make_windows(labeled, lstm.features, lstm.window) if spec.kind == "lstm" and lstm else None
     for fold in folds:
         train = labeled.iloc[fold.train]
-        windows = None
-        if all_windows is not None:
-            keep = np.isin(all_windows.end, fold.train)
-            # Re-index the window ends to positions inside `train` (fold.train is sorted).
-            ends = np.searchsorted(fold.train, all_windows.end[keep])
-            windows = Windows(all_windows.x[keep], all_windows.y[keep], ends)
-        model = fit_fold(spec, train, seed, lstm, windows, gap)
+        model = family.fit(train, seed, gap)
         test = labeled.iloc[fold.test]
-        pred = predict_rows(spec, model, labeled, fold.test)
+        pred = family.predict_rows(model, labeled, fold.test)
         ok = ~np.isnan(pred)
-        m, b = score(spec, train, test[ok], pred[ok], interval)
-        extra = dict(getattr(model, "info", {}) or {})
+        m, b = score(family.task, train, test[ok], pred[ok], interval)
         results.append(
             FoldResult(
                 fold.number,
@@ -153,11 +110,11 @@ def evaluate(
                 f"{fold.test_end:%Y-%m-%d %H:%M}",
                 m,
                 b,
-                extra,
+                family.fit_info(model),
             )
         )
-        key = KEY_METRIC[spec.task][0]
-        log(f"[train] {spec.name:<26} fold {fold.number}: {key} {m[key]:.5f} vs baseline {b[key]:.5f}")
+        key = KEY_METRIC[family.task][0]
+        log(f"[train] {family.name:<26} fold {fold.number}: {key} {m[key]:.5f} vs baseline {b[key]:.5f}")
     holdout = labeled.iloc[folds[-1].test].copy()
     holdout["pred"] = pred
-    return ModelResult(spec, results, model, holdout, time.monotonic() - started)
+    return ModelResult(family, results, model, holdout, time.monotonic() - started)

@@ -1,4 +1,4 @@
-"""The export job body: publish the best model per task as a versioned, verified artifact set.
+"""What export publishes and how it checks it: the best model per task as a versioned, verified artifact set.
 
     gold/models/<version>/direction/{model.onnx, model.joblib|model.pt, io.json}
     gold/models/<version>/return/{…}
@@ -16,27 +16,28 @@ previous version.
 Promotion: the best model of a task (by its holdout key metric) is promoted only if it beats
 its baseline on that metric; otherwise the manifest says so and serving answers with the
 baseline (base rate for direction, persistence for the close).
+
+The job body, which runs these steps against the lake, is `lakehouse/jobs/export_models.py`. A
+published model is loaded, run and scored through its `ModelFamily` (found by io.json's `kind`),
+never by asking which family it is.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import sys
-import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lakecontract.artifacts import (  # the API builds its inputs with the same functions
-    FEATURES,
     LATEST,
     MANIFEST,
     MODELS_DIR,
-    REGISTRY,
     SIGNAL_THRESHOLDS,
     SNAPSHOT_ROWS,
     output_column,
@@ -44,13 +45,14 @@ from lakecontract.artifacts import (  # the API builds its inputs with the same 
     signal,
     snapshot_inputs,
 )
-from lakecontract.constants import DIRECTION, RETURN, TASKS
+from lakecontract.constants import DIRECTION, RETURN
 from lakecontract.objectstore import ObjectStore
-from lakehouse.config import LakeConfig
 from lakehouse.feature_spec import FEATURE_NAMES, LABELS, spec_hash
-from lakehouse.job_summary import JobFailed, JobSummary
-from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData
+from lakehouse.job_summary import JobFailed
+from lakehouse.ml import catalogue
+from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES
 from lakehouse.ml.evaluate import KEY_METRIC
+from lakehouse.ml.family import ModelFamily
 
 ONNX_TOLERANCE = 1e-5
 
@@ -85,9 +87,11 @@ def choose(candidates: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return best
 
 
-def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS) -> dict[str, Any]:
-    """The newest `rows` rows per symbol, columnar, JSON-ready (numbers or null)."""
-    columns = ["open", "high", "low", "close", "volume", *dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES])]
+def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS, features: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The newest `rows` rows per symbol, columnar, JSON-ready (numbers or null): prices, the pooled
+    and LSTM features, and any other column a published model reads (`features`)."""
+    names = dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES, *features])
+    columns = ["open", "high", "low", "close", "volume", *names]
     symbols = {}
     for symbol, group in frame.sort_values("ts").groupby("symbol", sort=True):
         tail = group.tail(rows)
@@ -99,147 +103,66 @@ def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS) -> dict[str, Any]:
     return {"columns": columns, "symbols": symbols}
 
 
-def run_onnx(onnx_bytes: bytes, io_spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
+@dataclass(frozen=True)
+class PublishedModel:
+    """A model about to be published: its family, its io.json, and its native model once loaded."""
 
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    out = session.run([io_spec["output"]], {io_spec["input"]: x.astype(np.float32)})[0]
-    return output_column(out, io_spec)
-
-
-def load_native(files: dict[str, bytes]) -> Any:
-    if "model.pt" in files:
-        from lakehouse.ml.lstm import load_state
-
-        return load_state(files["model.pt"])
-    import joblib
-
-    return joblib.load(io.BytesIO(files["model.joblib"]))
+    family: ModelFamily
+    io_spec: dict[str, Any]
+    model: Any = None
 
 
-def run_native(model: Any, task: str, x: np.ndarray) -> np.ndarray:
-    from lakehouse.ml.lstm import FittedLSTM
-    from lakehouse.ml.models import predict
-
-    if isinstance(model, FittedLSTM):
-        return model.predict(x)
-    return predict(model, task, x)
-
-
-def verify_models(
-    models_doc: dict[str, Any], files: dict[str, bytes], snap: dict[str, Any], log=print
-) -> dict[str, Any]:
-    """task → its loaded native model, once its ONNX graph reproduces it on the snapshot rows.
-
-    Runs on the bytes about to be written, before anything is written: a failed re-export of the
-    published version must leave that version's files (and so the manifest `latest` names) alone."""
-    natives: dict[str, Any] = {}
-    for task, doc in models_doc.items():
-        payload = {n.split("/", 1)[1]: files[n] for n in doc["files"].values()}
-        symbols, x = snapshot_inputs(snap, doc["input"])
-        try:
-            natives[task] = load_native(payload)
-            native = run_native(natives[task], task, x)
-            onnx = run_onnx(payload["model.onnx"], doc["input"], x)
-        except Exception as exc:  # a corrupt or incompatible artifact: refuse to publish it
-            raise ExportFailed(f"{task}: cannot run the exported model: {exc}; latest not switched") from exc
-        worst = float(np.max(np.abs(native - onnx))) if len(x) else 0.0
-        if not worst <= ONNX_TOLERANCE:
-            raise ExportFailed(f"{task}: ONNX differs from the native model by {worst:.2e} > {ONNX_TOLERANCE}")
-        log(f"[export] {task}: ONNX matches native on {len(symbols)} latest row(s) (max |Δ| {worst:.1e})")
-    return natives
-
-
-def latest_version(root: str, *, s3_endpoint: str | None = None) -> str | None:
-    """The published version the `latest` pointer names, or None; `s3_endpoint` is the job's endpoint."""
-    store = ObjectStore(root, MODELS_DIR, endpoint=s3_endpoint)
-    return json.loads(store.read(LATEST))["version"] if store.exists(LATEST) else None
-
-
-def run_export(
-    spark,  # noqa: ANN001
-    cfg: LakeConfig,
-    *,
-    model_version: str | None = None,
-    run_id: str | None = None,
-    now: datetime | None = None,
-    log=print,
-) -> JobSummary:
-    from pyspark.sql import functions as F
-
-    from lakehouse import delta_io
-    from lakehouse.ml import dataset
-    from lakehouse.tables import GOLD_MODEL_REGISTRY
-
-    now = now or datetime.now(UTC)
-    root = cfg.resolved_root
-    started = time.monotonic()
-    if not delta_io.exists(spark, GOLD_MODEL_REGISTRY, root):
-        raise ExportFailed(f"{GOLD_MODEL_REGISTRY.path(root)} does not exist: run train_models first")
-    registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, root)
-    if model_version is None:
-        newest = registry.agg(F.max("model_version")).first()[0]
-        if newest is None:
-            raise ExportFailed("gold/model_registry is empty: run train_models first")
-        model_version = newest
-    rows = [r.asDict(recursive=True) for r in registry.where(F.col("model_version") == model_version).collect()]
-    if not rows:
-        raise ExportFailed(f"no model of version {model_version!r} in gold/model_registry")
-    chosen = choose(rows)
-    missing = [t for t in TASKS if t not in chosen]
-    if missing:
-        raise ExportFailed(f"version {model_version} has no usable model for task(s) {missing}")
-    interval = rows[0]["interval"]
+def family_of(task: str, io_bytes: bytes) -> PublishedModel:
+    """The family of an artifact, from its io.json (an unknown kind is an ExportFailed)."""
+    io_spec = json.loads(io_bytes)
     try:
-        data: TrainingData = dataset.load(spark, root, interval, cfg.symbols)
-    except FileNotFoundError as exc:
-        raise ExportFailed(str(exc)) from None
-    snap = snapshot(data.frame)
-    snap.update(interval=interval, table=data.table, table_version=data.table_version)
+        return PublishedModel(catalogue.for_artifact(io_spec), io_spec)
+    except ValueError as exc:
+        raise ExportFailed(f"{task}: {exc}; latest not switched") from None
 
-    endpoint = cfg.s3_endpoint  # the one Spark uses: artifacts and tables live in the same store
-    store = ObjectStore(root, f"{MODELS_DIR}/{model_version}", endpoint=endpoint)
-    files: dict[str, bytes] = {FEATURES: json.dumps(snap).encode()}
-    models_doc: dict[str, Any] = {}
-    for task, row in chosen.items():
-        source = ObjectStore(row["artifact_uri"], endpoint=endpoint)
-        native_name = "model.pt" if row["algorithm"] == "lstm" else "model.joblib"
-        for name in ("model.onnx", native_name, "io.json"):
-            files[f"{task}/{name}"] = source.read_bytes(name)
-        io_spec = json.loads(files[f"{task}/io.json"])
-        promoted = beats_baseline(row)
-        verdict = "beats" if promoted else "does not beat"
-        reason = (
-            f"{row['algorithm']} holdout {row['key_metric']} {row['key_value']:.5f} {verdict} "
-            f"baseline {row['baseline_value']:.5f}"
-        )
-        holdout_fold = json.loads(row["fold_metrics"])[-1]
-        models_doc[task] = {
-            "model_id": row["model_id"],
-            "algorithm": row["algorithm"],
-            "promoted": promoted,
-            "serve": "model" if promoted else "baseline",
-            "reason": reason,
-            "key_metric": row["key_metric"],
-            "holdout": row["metrics"],
-            "baseline": row["baselines"],
-            "holdout_block": {"test_start": holdout_fold["test_start"], "test_end": holdout_fold["test_end"]},
-            "mean_over_folds": row["metrics_mean"],
-            "baseline_mean_over_folds": row["baselines_mean"],
-            "files": {"onnx": f"{task}/model.onnx", "native": f"{task}/{native_name}", "io": f"{task}/io.json"},
-            "input": io_spec,
-        }
-        log(f"[export] {task}: {reason} → {'PROMOTED' if promoted else 'not promoted; serving uses the baseline'}")
 
-    promoted_ids = {doc["model_id"] for doc in models_doc.values() if doc["promoted"]}
-    files[REGISTRY] = json.dumps(
-        [{**row, "promoted": row["model_id"] in promoted_ids} for row in rows], default=str, indent=1
-    ).encode()
+def model_doc(task: str, row: dict[str, Any], published: PublishedModel) -> dict[str, Any]:
+    """The manifest's entry of one task: the chosen registry row, its verdict against the baseline, its files."""
+    promoted = beats_baseline(row)
+    verdict = "beats" if promoted else "does not beat"
+    reason = (
+        f"{row['algorithm']} holdout {row['key_metric']} {row['key_value']:.5f} {verdict} "
+        f"baseline {row['baseline_value']:.5f}"
+    )
+    holdout_fold = json.loads(row["fold_metrics"])[-1]
+    native = published.family.native_file
+    return {
+        "model_id": row["model_id"],
+        "algorithm": row["algorithm"],
+        "promoted": promoted,
+        "serve": "model" if promoted else "baseline",
+        "reason": reason,
+        "key_metric": row["key_metric"],
+        "holdout": row["metrics"],
+        "baseline": row["baselines"],
+        "holdout_block": {"test_start": holdout_fold["test_start"], "test_end": holdout_fold["test_end"]},
+        "mean_over_folds": row["metrics_mean"],
+        "baseline_mean_over_folds": row["baselines_mean"],
+        "files": {"onnx": f"{task}/model.onnx", "native": f"{task}/{native}", "io": f"{task}/io.json"},
+        "input": published.io_spec,
+    }
+
+
+def manifest_of(
+    model_version: str,
+    models_doc: dict[str, Any],
+    chosen: dict[str, dict[str, Any]],
+    files: dict[str, bytes],
+    snap: dict[str, Any],
+    run_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """manifest.json: spec, models, baselines, lineage and the sha256 of every file in `files`."""
     direction_row = chosen[DIRECTION]
-    manifest = {
+    return {
         "version": model_version,
         "created_at": now.isoformat(),
-        "interval": interval,
+        "interval": snap["interval"],
         "horizon_bars": 1,
         "feature_spec_hash": spec_hash(),
         "feature_spec": {"features": list(FEATURE_NAMES), "labels": LABELS},
@@ -252,53 +175,60 @@ def run_export(
         "lineage": {
             "training_table": direction_row["training_table"],
             "training_table_version": direction_row["training_table_version"],
-            "snapshot_table_version": data.table_version,
+            "snapshot_table_version": snap["table_version"],
             "model_version": model_version,
             "run_id": run_id,
             "trained_run_id": direction_row["run_id"],
         },
-        "files": {name: {"sha256": sha256(data_), "bytes": len(data_)} for name, data_ in sorted(files.items())},
+        "files": {name: {"sha256": sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},
     }
-    natives = verify_models(models_doc, files, snap, log)
-    for name, payload in files.items():
-        store.write_bytes(name, payload)
-    manifest_bytes = json.dumps(manifest, indent=1, default=str).encode()
-    store.write_bytes(MANIFEST, manifest_bytes, "application/json")
-
-    # Verify what is in storage, not what is in memory: equal bytes are the graphs checked above.
-    for name, meta in manifest["files"].items():
-        if sha256(store.read_bytes(name)) != meta["sha256"]:
-            raise ExportFailed(f"{store.uri(name)}: sha256 mismatch after writing; latest not switched")
-
-    previous = latest_version(root, s3_endpoint=endpoint)
-    pointer = {"version": model_version, "manifest_sha256": sha256(manifest_bytes), "published_at": now.isoformat()}
-    ObjectStore(root, MODELS_DIR, endpoint=endpoint).replace(LATEST, json.dumps(pointer))
-    log(f"[export] {MODELS_DIR}/{LATEST}: {previous} → {model_version}")
-
-    _mark_promoted(spark, root, model_version, sorted(promoted_ids))
-    written = _write_predictions(spark, root, data, manifest, natives, now)
-    summary = JobSummary(
-        "export_models",
-        rows_read=len(data.frame),
-        rows_written=written.rows_inserted + written.rows_updated,
-        versions={"gold/predictions": written.version},
-        details={"model_version": model_version, "promoted": ",".join(sorted(promoted_ids)) or "none"},
-    )
-    summary.details["seconds"] = round(time.monotonic() - started, 1)
-    print(summary.line(), file=sys.stdout)
-    return summary
 
 
-def _mark_promoted(spark, root: str, model_version: str, promoted_ids: list[str]) -> None:  # noqa: ANN001
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
+def run_onnx(onnx_bytes: bytes, io_spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
 
-    from lakehouse.tables import GOLD_MODEL_REGISTRY
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    out = session.run([io_spec["output"]], {io_spec["input"]: x.astype(np.float32)})[0]
+    return output_column(out, io_spec)
 
-    DeltaTable.forPath(spark, GOLD_MODEL_REGISTRY.path(root)).update(
-        F.col("model_version") == model_version,
-        {"promoted": F.col("model_id").isin(*promoted_ids) if promoted_ids else F.lit(False)},
-    )
+
+def run_native(family: ModelFamily, model: Any, x: np.ndarray) -> np.ndarray:
+    """The native model's predictions on the ONNX graph's inputs (what the graph must reproduce)."""
+    return family.predict(model, x)
+
+
+def verify_models(
+    models: dict[str, PublishedModel],
+    files: dict[str, bytes],
+    snap: dict[str, Any],
+    log: Callable[[str], None] = print,
+) -> dict[str, PublishedModel]:
+    """task → its model with the native model loaded, once its ONNX graph reproduces it on the snapshot rows.
+
+    Runs on the bytes about to be written, before anything is written: a failed re-export of the
+    published version must leave that version's files (and so the manifest `latest` names) alone."""
+    loaded: dict[str, PublishedModel] = {}
+    for task, published in models.items():
+        family, io_spec = published.family, published.io_spec
+        symbols, x = snapshot_inputs(snap, io_spec)
+        try:
+            model = family.load(files[f"{task}/{family.native_file}"])
+            native = run_native(family, model, x)
+            onnx = run_onnx(files[f"{task}/model.onnx"], io_spec, x)
+        except Exception as exc:  # a corrupt or incompatible artifact: refuse to publish it
+            raise ExportFailed(f"{task}: cannot run the exported model: {exc}; latest not switched") from exc
+        worst = float(np.max(np.abs(native - onnx))) if len(x) else 0.0
+        if not worst <= ONNX_TOLERANCE:
+            raise ExportFailed(f"{task}: ONNX differs from the native model by {worst:.2e} > {ONNX_TOLERANCE}")
+        log(f"[export] {task}: ONNX matches native on {len(symbols)} latest row(s) (max |Δ| {worst:.1e})")
+        loaded[task] = replace(published, model=model)
+    return loaded
+
+
+def latest_version(root: str, *, s3_endpoint: str | None = None) -> str | None:
+    """The published version the `latest` pointer names, or None; `s3_endpoint` is the job's endpoint."""
+    store = ObjectStore(root, MODELS_DIR, endpoint=s3_endpoint)
+    return json.loads(store.read(LATEST))["version"] if store.exists(LATEST) else None
 
 
 def _python(value: Any) -> Any:
@@ -322,23 +252,15 @@ def scored_rows(frame: pd.DataFrame, holdout_start: pd.Timestamp) -> np.ndarray:
     return np.flatnonzero(in_block | newest)
 
 
-def _write_predictions(spark, root: str, data: TrainingData, manifest: dict, models: dict, now: datetime):  # noqa: ANN001, ANN202
-    """Score the holdout block and each symbol's newest bar with the published models; MERGE on
-    (model_version, symbol, ts) so exporting the same version again rewrites, not duplicates."""
-    from lakehouse import delta_io
-    from lakehouse.ml.evaluate import lstm_spec, predict_rows
-    from lakehouse.ml.models import ModelSpec
-    from lakehouse.tables import GOLD_PREDICTIONS
-
-    frame = data.frame
+def prediction_records(
+    frame: pd.DataFrame, manifest: dict[str, Any], models: dict[str, PublishedModel], now: datetime, columns: list[str]
+) -> list[tuple[Any, ...]]:
+    """gold/predictions rows (in `columns` order, plain Python values) of the holdout block and each
+    symbol's newest bar, scored by the published models; the signal follows what serving serves."""
     docs = manifest["models"]
     holdout_start = pd.Timestamp(docs[DIRECTION]["holdout_block"]["test_start"], tz="UTC")
     rows = scored_rows(frame, holdout_start)
-    preds = {}
-    for task, model in models.items():
-        algorithm = docs[task]["algorithm"]
-        spec = lstm_spec() if algorithm == "lstm" else ModelSpec(algorithm, task, lambda seed: None)
-        preds[task] = predict_rows(spec, model, frame, rows)
+    preds = {task: m.family.predict_rows(m.model, frame, rows) for task, m in models.items()}
     base_prob = manifest["baselines"][DIRECTION]["prob_up"]
     out = frame.iloc[rows][["symbol", "ts", "close", "label_up", "label_ret_1"]].copy()
     out["prob_up"] = preds[DIRECTION]
@@ -358,10 +280,7 @@ def _write_predictions(spark, root: str, data: TrainingData, manifest: dict, mod
         actual_return=out["label_ret_1"],
         scored_at=now,
     )
-    columns = [f.name for f in GOLD_PREDICTIONS.schema.fields]
-    records = [tuple(_python(v) for v in row) for row in out[columns].astype(object).itertuples(index=False)]
-    df = spark.createDataFrame(records, GOLD_PREDICTIONS.schema)
-    return delta_io.merge_upsert(spark, df, GOLD_PREDICTIONS, root)
+    return [tuple(_python(v) for v in row) for row in out[columns].astype(object).itertuples(index=False)]
 
 
 def describe_latest(root: str, *, s3_endpoint: str | None = None) -> str:

@@ -10,6 +10,8 @@ take raw features and return a raw return: serving cannot apply a different scal
 Early stopping watches a validation block carved from the newest part of the training fold
 (after a gap); the fold's test block is never seen during training. CPU by default; Lightning's
 `accelerator="auto"` uses a GPU when one is present.
+
+`LSTMFamily` is how evaluation, training and export see it (lakehouse/ml/family.py).
 """
 
 from __future__ import annotations
@@ -18,13 +20,19 @@ import copy
 import io
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from lakecontract.constants import RETURN
 from lakehouse.ml.dataset import LSTM_FEATURES
+from lakehouse.ml.family import ModelFamily
+
+if TYPE_CHECKING:  # imported when a model is built or fitted: torch and Lightning take seconds to import
+    import lightning as L
+    import torch
 
 
 @dataclass(frozen=True)
@@ -74,12 +82,20 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def build_module(n_features: int, settings: LSTMSettings, mean: np.ndarray, std: np.ndarray, target_scale: float):
+def build_module(
+    n_features: int, settings: LSTMSettings, mean: np.ndarray, std: np.ndarray, target_scale: float
+) -> L.LightningModule:
+    """The network with its input scaler (`mean`, `std`) and target scale as buffers, so that the saved
+    weights and the ONNX graph take raw features and return a raw return."""
     import lightning as L
     import torch
     from torch import nn
 
     class LSTMReturn(L.LightningModule):
+        mean: torch.Tensor  # buffers, registered in __init__
+        std: torch.Tensor
+        target_scale: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
@@ -88,24 +104,24 @@ def build_module(n_features: int, settings: LSTMSettings, mean: np.ndarray, std:
             self.lstm = nn.LSTM(n_features, settings.hidden, batch_first=True)
             self.head = nn.Linear(settings.hidden, 1)
 
-        def scaled(self, x):  # noqa: ANN001, ANN202
+        def scaled(self, x: torch.Tensor) -> torch.Tensor:
             out, _ = self.lstm((x - self.mean) / self.std)
             return self.head(out[:, -1, :]).squeeze(-1)
 
-        def forward(self, x):  # noqa: ANN001, ANN202 — raw features → next-bar return
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # raw features → next-bar return
             return self.scaled(x) * self.target_scale
 
-        def _loss(self, batch):  # noqa: ANN001, ANN202
+        def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             x, y = batch
             return nn.functional.mse_loss(self.scaled(x), y / self.target_scale)
 
-        def training_step(self, batch, _):  # noqa: ANN001, ANN202
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
             return self._loss(batch)
 
-        def validation_step(self, batch, _):  # noqa: ANN001, ANN202
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
             self.log("val_loss", self._loss(batch), prog_bar=False, on_epoch=True)
 
-        def configure_optimizers(self):  # noqa: ANN202
+        def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.Adam(self.parameters(), lr=settings.learning_rate)
 
     return LSTMReturn()
@@ -153,7 +169,7 @@ class FittedLSTM:
             torch.onnx.export(
                 self.module,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object works (dynamo=False); the stub names paths only
                 input_names=["x"],
                 output_names=["return"],
                 dynamic_axes={"x": {0: "n"}, "return": {0: "n"}},
@@ -212,7 +228,7 @@ def fit_lstm(windows: Windows, ts: np.ndarray, settings: LSTMSettings, seed: int
     class KeepBest(L.Callback):
         """Early stopping stops; this remembers the weights of the best validation epoch."""
 
-        def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+        def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             loss = float(trainer.callback_metrics.get("val_loss", float("inf")))
             if not trainer.sanity_checking and loss < best["loss"]:
                 best.update(loss=loss, state=copy.deepcopy(pl_module.state_dict()), epoch=trainer.current_epoch)
@@ -243,3 +259,59 @@ def fit_lstm(windows: Windows, ts: np.ndarray, settings: LSTMSettings, seed: int
         "seconds": time.monotonic() - started,
     }
     return FittedLSTM(module.eval(), settings, info)
+
+
+@dataclass(frozen=True)
+class LSTMFamily(ModelFamily):
+    """The LSTM as a model family: it reads each row's preceding `settings.window` bars of its symbol,
+    so it fits on the windows that end at a training row and predicts a row only when the frame
+    holds a full window before it. Native artifact: weights, buffers and settings (`load_state`)."""
+
+    settings: LSTMSettings = field(default_factory=LSTMSettings)
+    task: str = RETURN
+    algorithm: str = "lstm"
+    kind: ClassVar[str] = "lstm"
+    native_file: ClassVar[str] = "model.pt"
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.settings.features
+
+    @classmethod
+    def for_artifact(cls, io_spec: dict[str, Any]) -> LSTMFamily:
+        settings = LSTMSettings(window=io_spec["window"], features=tuple(io_spec["features"]))
+        return cls(settings, io_spec["task"], io_spec["algorithm"])
+
+    def fit(self, train: pd.DataFrame, seed: int, gap: int) -> FittedLSTM:
+        """Every window in `train` ends at a training row and holds only training rows (a fold's
+        training rows are all rows up to its end), so the windows are built from `train` alone."""
+        windows = make_windows(train, self.settings.features, self.settings.window)
+        return fit_lstm(windows, train["ts"].to_numpy()[windows.end], self.settings, seed, gap)
+
+    def predict(self, model: FittedLSTM, x: np.ndarray) -> np.ndarray:
+        return model.predict(x)
+
+    def predict_rows(self, model: FittedLSTM, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        windows = make_windows(frame, model.settings.features, model.settings.window)
+        position = pd.Series(np.arange(len(windows.end)), index=windows.end)
+        have = np.isin(rows, windows.end)
+        out = np.full(len(rows), np.nan)
+        out[have] = model.predict(windows.x[position.loc[rows[have]].to_numpy()])
+        return out
+
+    def to_onnx(self, model: FittedLSTM) -> tuple[bytes, dict[str, Any]]:
+        onnx_bytes, io_spec = model.onnx()
+        io_spec.update(features=list(model.settings.features), window=model.settings.window)
+        return onnx_bytes, io_spec
+
+    def params(self, model: FittedLSTM) -> dict[str, str]:
+        return {k: repr(v) for k, v in asdict(model.settings).items()}
+
+    def dump(self, model: FittedLSTM) -> bytes:
+        return model.state()
+
+    def load(self, data: bytes) -> FittedLSTM:
+        return load_state(data)
+
+    def fit_info(self, model: FittedLSTM) -> dict[str, Any]:
+        return dict(model.info)

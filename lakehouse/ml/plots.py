@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,8 +11,11 @@ from lakecontract.constants import DIRECTION, RETURN
 from lakehouse.ml import metrics
 from lakehouse.ml.evaluate import ModelResult
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _png(fig) -> bytes:  # noqa: ANN001
+
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -28,7 +32,7 @@ def render(results: list[ModelResult]) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
 
     plots: dict[str, bytes] = {}
-    direction = [r for r in results if r.spec.task == DIRECTION]
+    direction = [r for r in results if r.family.task == DIRECTION]
     if direction:
         fig, ax = plt.subplots(figsize=(6, 5))
         ax.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
@@ -37,7 +41,7 @@ def render(results: list[ModelResult]) -> dict[str, bytes]:
             bins = np.clip((p * 10).astype(int), 0, 9)
             xs = [p[bins == b].mean() for b in range(10) if (bins == b).sum() >= 10]
             ys = [y[bins == b].mean() for b in range(10) if (bins == b).sum() >= 10]
-            ax.plot(xs, ys, "o-", label=r.spec.algorithm)
+            ax.plot(xs, ys, "o-", label=r.family.algorithm)
         ax.set(xlabel="predicted P(up)", ylabel="observed frequency of up", title="Reliability (holdout fold)")
         ax.legend(fontsize=8)
         plots["reliability.png"] = _png(fig)
@@ -47,21 +51,21 @@ def render(results: list[ModelResult]) -> dict[str, bytes]:
     hold = metrics.portfolio_returns(first, np.ones(len(first)))
     ax.plot(hold.index, (1 + hold["buy_and_hold"]).cumprod(), "k-", lw=2, label="buy and hold")
     for r in results:
-        long = r.holdout_rows["pred"].to_numpy() > (0.5 if r.spec.task == DIRECTION else 0.0)
+        long = r.holdout_rows["pred"].to_numpy() > (0.5 if r.family.task == DIRECTION else 0.0)
         curve = (1 + metrics.portfolio_returns(r.holdout_rows, long)["strategy"]).cumprod()
-        ax.plot(curve.index, curve.to_numpy(), lw=1, label=r.spec.name)
+        ax.plot(curve.index, curve.to_numpy(), lw=1, label=r.family.name)
     ax.set(ylabel="equity (long/flat, 5 bp per change)", title="Equity curves (holdout fold)")
     ax.legend(fontsize=7)
     plots["equity.png"] = _png(fig)
 
-    regress = [r for r in results if r.spec.task == RETURN]
+    regress = [r for r in results if r.family.task == RETURN]
     if regress:
         fig, axes = plt.subplots(1, len(regress), figsize=(4 * len(regress), 4), squeeze=False)
         for ax, r in zip(axes[0], regress, strict=True):
             ax.scatter(r.holdout_rows["pred"], r.holdout_rows["label_ret_1"], s=3, alpha=0.4)
             ax.axhline(0, color="k", lw=0.5)
             ax.axvline(0, color="k", lw=0.5)
-            ax.set(title=r.spec.algorithm, xlabel="predicted return", ylabel="actual return")
+            ax.set(title=r.family.algorithm, xlabel="predicted return", ylabel="actual return")
         fig.suptitle("Predicted vs actual next-bar return (holdout fold)")
         plots["predicted_vs_actual.png"] = _png(fig)
     return plots

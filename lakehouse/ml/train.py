@@ -1,33 +1,27 @@
-"""The training job body: gold/features_<interval> → models, metrics beside baselines, registry rows.
+"""What a training run is made of: its settings, each model's artifacts, its registry row, the leaderboard.
 
-Every model family is evaluated walk-forward on the same folds (pooled across symbols). The
-model kept for each family is the one fitted on the holdout fold's training rows, so the
-numbers in the registry are the numbers of the artifact that may be exported — no refit on
-data the holdout metrics did not cover. Artifacts (native + ONNX) go under
-`gold/model_artifacts/<model_version>/<task>_<algorithm>/`, plots under
-`reports/training/<model_version>/`.
+The job body that runs it is `lakehouse/jobs/train_models.py`. Every model family is evaluated
+walk-forward on the same folds (pooled across symbols). The model kept for each family is the one
+fitted on the holdout fold's training rows, so the numbers in the registry are the numbers of the
+artifact that may be exported — no refit on data the holdout metrics did not cover. Artifacts
+(native + ONNX) go under `gold/model_artifacts/<model_version>/<task>_<algorithm>/`, plots under
+`reports/training/<model_version>/`. Nothing here asks which family a model is: the
+`ModelFamily` interface answers (lakehouse/ml/family.py).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from lakecontract.objectstore import ObjectStore
-from lakehouse.config import LakeConfig
 from lakehouse.feature_spec import spec_hash
-from lakehouse.job_summary import JobFailed, JobSummary
-from lakehouse.ml.dataset import MODEL_FEATURES, TrainingData
-from lakehouse.ml.evaluate import ModelResult, evaluate, lstm_spec
-from lakehouse.ml.lstm import FittedLSTM, LSTMSettings
-from lakehouse.ml.models import SKLEARN_MODELS, params_of, to_onnx_bytes
-from lakehouse.ml.splits import walk_forward
+from lakehouse.job_summary import JobFailed
+from lakehouse.ml.dataset import TrainingData
+from lakehouse.ml.evaluate import ModelResult
+from lakehouse.ml.lstm import LSTMSettings
 
 ARTIFACTS_DIR = "gold/model_artifacts"
 TRAINING_REPORTS_DIR = "reports/training"
@@ -71,23 +65,12 @@ def hardware() -> dict[str, Any]:
 
 
 def artifact_files(result: ModelResult) -> dict[str, bytes]:
-    """model.joblib or model.pt (native), model.onnx, io.json (how to call the ONNX graph)."""
-    if isinstance(result.model, FittedLSTM):
-        onnx_bytes, io_spec = result.model.onnx()
-        native = {"model.pt": result.model.state()}
-        io_spec["features"] = list(result.model.settings.features)
-        io_spec["window"] = result.model.settings.window
-    else:
-        import joblib
-
-        buffer = io.BytesIO()
-        joblib.dump(result.model, buffer)
-        native = {"model.joblib": buffer.getvalue()}
-        onnx_bytes, io_spec = to_onnx_bytes(result.model, result.spec.task, len(MODEL_FEATURES))
-        io_spec["features"] = list(MODEL_FEATURES)
-        io_spec["window"] = None
-    io_spec.update(task=result.spec.task, algorithm=result.spec.algorithm, kind=result.spec.kind)
-    return {**native, "model.onnx": onnx_bytes, "io.json": json.dumps(io_spec, indent=1).encode()}
+    """The native artifact (model.joblib, model.pt, …), model.onnx, io.json (how to call the ONNX graph)."""
+    family, model = result.family, result.model
+    native = family.dump(model)
+    onnx_bytes, io_spec = family.to_onnx(model)
+    io_spec.update(task=family.task, algorithm=family.algorithm, kind=family.kind)
+    return {family.native_file: native, "model.onnx": onnx_bytes, "io.json": json.dumps(io_spec, indent=1).encode()}
 
 
 def registry_row(
@@ -102,22 +85,17 @@ def registry_row(
     now: datetime,
 ) -> dict[str, Any]:
     key, value, base, beats = result.key
-    params = (
-        params_of(result.model)
-        if result.spec.kind == "sklearn"
-        else {k: repr(v) for k, v in asdict(settings.lstm).items()}
-    )
-    features = list(settings.lstm.features) if result.spec.kind == "lstm" else list(MODEL_FEATURES)
+    family = result.family
     return {
-        "model_id": f"{model_version}:{result.spec.name}",
+        "model_id": f"{model_version}:{family.name}",
         "model_version": model_version,
         "run_id": run_id,
-        "task": result.spec.task,
-        "algorithm": result.spec.algorithm,
+        "task": family.task,
+        "algorithm": family.algorithm,
         "interval": data.interval,
         "horizon_bars": 1,
-        "params": params,
-        "features": features,
+        "params": family.params(result.model),
+        "features": list(family.features),
         "key_metric": key,
         "key_value": value,
         "baseline_value": base,
@@ -158,76 +136,3 @@ def leaderboard(rows: list[dict[str, Any]]) -> str:
             f"{m[acc_key]:>7.3f} {base_acc:>6.3f}  {m['bt_sharpe']:>6.2f} {b['bt_sharpe']:>6.2f}"
         )
     return "\n".join(lines)
-
-
-def run_train(
-    spark,  # noqa: ANN001
-    cfg: LakeConfig,
-    settings: TrainSettings,
-    *,
-    run_id: str | None = None,
-    now: datetime | None = None,
-    log=print,
-) -> JobSummary:
-    from lakehouse import delta_io
-    from lakehouse.ml import dataset, plots
-    from lakehouse.tables import GOLD_MODEL_REGISTRY
-
-    now = now or datetime.now(UTC)
-    model_version = f"{now:%Y%m%dT%H%M%S}Z"
-    root = cfg.resolved_root
-    summary = JobSummary("train_models", details={"model_version": model_version})
-    started = time.monotonic()
-    try:
-        data = dataset.load(spark, root, settings.interval, cfg.symbols)
-    except FileNotFoundError as exc:
-        raise TrainingFailed(str(exc)) from None
-    labeled = data.labeled
-    log(
-        f"[train] {data.table}@v{data.table_version}: {len(labeled):,} labeled warm rows, "
-        f"{labeled['symbol'].nunique()} symbol(s), {len(MODEL_FEATURES)} pooled features "
-        f"(read in {time.monotonic() - started:.1f}s)"
-    )
-    try:
-        folds = walk_forward(labeled["ts"], settings.folds, settings.test_bars, settings.gap)
-    except ValueError as exc:
-        raise TrainingFailed(f"{data.table}: {exc}") from None
-    for fold in folds:
-        log(f"[train] {fold.describe()}")
-    specs = [*SKLEARN_MODELS, lstm_spec()]
-    if settings.models:
-        unknown = set(settings.models) - {s.name for s in specs}
-        if unknown:
-            raise TrainingFailed(f"unknown model(s) {sorted(unknown)}; known: {', '.join(s.name for s in specs)}")
-        specs = [s for s in specs if s.name in settings.models]
-    results = []
-    for spec in specs:
-        result = evaluate(spec, labeled, folds, data.interval, settings.seed, settings.lstm, settings.gap, log=log)
-        log(f"[train] {spec.name}: {len(folds)} fold(s) in {result.seconds:.1f}s")
-        results.append(result)
-
-    hw = hardware()
-    # cfg.s3_endpoint is the endpoint Spark writes the registry to: artifacts must go to the same store.
-    artifacts = ObjectStore(root, f"{ARTIFACTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
-    rows = []
-    for result in results:
-        for name, payload in artifact_files(result).items():
-            artifacts.write_bytes(f"{result.spec.name}/{name}", payload)
-        rows.append(
-            registry_row(
-                result, data, settings, model_version, run_id, artifacts.uri(result.spec.name), len(labeled), hw, now
-            )
-        )
-    reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
-    for name, png in plots.render(results).items():
-        reports.write_bytes(name, png, "image/png")
-    written = delta_io.append(spark, spark.createDataFrame(rows, GOLD_MODEL_REGISTRY.schema), GOLD_MODEL_REGISTRY, root)
-    log(f"[train] leaderboard (holdout fold {folds[-1].test_start:%Y-%m-%d}…{folds[-1].test_end:%Y-%m-%d}):")
-    log(leaderboard(rows))
-    log(f"[train] plots: {reports.uri()}")
-    summary.rows_read = len(data.frame)
-    summary.rows_written = written.rows_inserted
-    summary.versions = {data.table: data.table_version, GOLD_MODEL_REGISTRY.name: written.version}
-    summary.details.update(models=len(rows), seconds=round(time.monotonic() - started, 1))
-    print(summary.line(), file=sys.stdout)
-    return summary

@@ -19,7 +19,7 @@ import numpy as np
 
 from lakehouse.config import add_config_arguments, config_from
 from lakehouse.ml import dataset
-from lakehouse.ml.evaluate import KEY_METRIC, fit_fold, predict_rows, score
+from lakehouse.ml.evaluate import KEY_METRIC, score
 from lakehouse.ml.models import SKLEARN_MODELS
 from lakehouse.ml.splits import walk_forward
 from lakehouse.ml.train import TrainSettings
@@ -42,15 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         for fold in folds:
             train, test = labeled.iloc[fold.train], labeled.iloc[fold.test]
-            pooled = predict_rows(spec, fit_fold(spec, train, settings.seed), labeled, fold.test)
+            pooled = spec.predict_rows(spec.fit(train, settings.seed, settings.gap), labeled, fold.test)
             separate = np.full(len(fold.test), np.nan)
             for symbol in test["symbol"].unique():
                 own_train = train[train["symbol"] == symbol]
                 where = (test["symbol"] == symbol).to_numpy()
-                own_model = fit_fold(spec, own_train, settings.seed)
-                separate[where] = predict_rows(spec, own_model, labeled, fold.test[where])
+                own_model = spec.fit(own_train, settings.seed, settings.gap)
+                separate[where] = spec.predict_rows(own_model, labeled, fold.test[where])
             for name, pred in (("pooled", pooled), ("per_symbol", separate)):
-                model_metrics, base = score(spec, train, test, pred, data.interval)
+                model_metrics, base = score(spec.task, train, test, pred, data.interval)
                 row[name].append(model_metrics[key])
             row["baseline"].append(base[key])
         row["seconds"] = round(time.monotonic() - started, 1)

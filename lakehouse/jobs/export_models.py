@@ -1,0 +1,211 @@
+"""Job body of export_models: publish the best model per task of a training run under gold/models/<version>/.
+
+Steps, in the order that keeps `latest` honest (lakehouse/ml/export.py says why): read the
+version's registry rows and choose the best per task; read the feature snapshot; gather each
+chosen model's artifacts and describe it; build the manifest; check every ONNX graph against its
+native model; write the files and read them back against their sha256; switch `latest`; mark the
+promoted rows in the registry; score gold/predictions. Any failure before the switch leaves
+`latest` naming the previous version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lakecontract.artifacts import FEATURES, LATEST, MANIFEST, MODELS_DIR, REGISTRY, sha256
+from lakecontract.constants import TASKS
+from lakecontract.objectstore import ObjectStore
+from lakehouse.config import LakeConfig
+from lakehouse.job_summary import JobSummary
+from lakehouse.jobs import Log
+from lakehouse.ml.dataset import TrainingData
+from lakehouse.ml.export import (
+    ExportFailed,
+    PublishedModel,
+    choose,
+    family_of,
+    latest_version,
+    manifest_of,
+    model_doc,
+    prediction_records,
+    snapshot,
+    verify_models,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+    from lakehouse.delta_io import WriteResult
+
+JOB = "export_models"
+
+
+def run(
+    spark: SparkSession,
+    cfg: LakeConfig,
+    *,
+    run_id: str | None,
+    now: datetime,
+    log: Log,
+    model_version: str | None = None,
+) -> JobSummary:
+    """Publish `model_version` (default: the newest in gold/model_registry)."""
+    root, endpoint = cfg.resolved_root, cfg.s3_endpoint  # artifacts and tables live in the same store
+    started = time.monotonic()
+    model_version, rows = _registry_rows(spark, root, model_version)
+    chosen = _best_per_task(rows, model_version)
+    data, snap = _snapshot(spark, cfg, rows[0]["interval"], chosen)
+    artifacts, models = _gather(chosen, endpoint)
+    docs = {task: _described(task, chosen[task], models[task], log) for task in chosen}
+    promoted_ids = sorted(doc["model_id"] for doc in docs.values() if doc["promoted"])
+    registry = [{**row, "promoted": row["model_id"] in promoted_ids} for row in rows]
+    files = {
+        FEATURES: json.dumps(snap).encode(),
+        **artifacts,
+        REGISTRY: json.dumps(registry, default=str, indent=1).encode(),
+    }
+    manifest = manifest_of(model_version, docs, chosen, files, snap, run_id, now)
+    loaded = verify_models(models, files, snap, log)
+    store = ObjectStore(root, f"{MODELS_DIR}/{model_version}", endpoint=endpoint)
+    manifest_bytes = _write_verified(store, files, manifest)
+    _switch_latest(root, endpoint, model_version, manifest_bytes, now, log)
+    _mark_promoted(spark, root, model_version, promoted_ids)
+    written = _write_predictions(spark, root, data.frame, manifest, loaded, now)
+    return JobSummary(
+        JOB,
+        rows_read=len(data.frame),
+        rows_written=written.rows_inserted + written.rows_updated,
+        versions={"gold/predictions": written.version},
+        details={
+            "model_version": model_version,
+            "promoted": ",".join(promoted_ids) or "none",
+            "seconds": round(time.monotonic() - started, 1),
+        },
+    )
+
+
+def _registry_rows(spark: SparkSession, root: str, model_version: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """(the version to publish, its registry rows): `model_version`, or the newest trained one."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.tables import GOLD_MODEL_REGISTRY
+
+    if not delta_io.exists(spark, GOLD_MODEL_REGISTRY, root):
+        raise ExportFailed(f"{GOLD_MODEL_REGISTRY.path(root)} does not exist: run train_models first")
+    registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, root)
+    if model_version is None:
+        newest = registry.agg(F.max("model_version")).first()
+        if newest is None or newest[0] is None:
+            raise ExportFailed("gold/model_registry is empty: run train_models first")
+        model_version = str(newest[0])
+    rows = [r.asDict(recursive=True) for r in registry.where(F.col("model_version") == model_version).collect()]
+    if not rows:
+        raise ExportFailed(f"no model of version {model_version!r} in gold/model_registry")
+    return model_version, rows
+
+
+def _best_per_task(rows: list[dict[str, Any]], model_version: str) -> dict[str, dict[str, Any]]:
+    chosen = choose(rows)
+    missing = [t for t in TASKS if t not in chosen]
+    if missing:
+        raise ExportFailed(f"version {model_version} has no usable model for task(s) {missing}")
+    return chosen
+
+
+def _snapshot(
+    spark: SparkSession, cfg: LakeConfig, interval: str, chosen: dict[str, dict[str, Any]]
+) -> tuple[TrainingData, dict[str, Any]]:
+    """The gold rows of the interval and features.json: each symbol's newest rows, with every column
+    a chosen model reads."""
+    from lakehouse.ml import dataset
+
+    try:
+        data = dataset.load(spark, cfg.resolved_root, interval, cfg.symbols)
+    except FileNotFoundError as exc:
+        raise ExportFailed(str(exc)) from None
+    features = tuple(name for row in chosen.values() for name in row["features"])
+    snap = snapshot(data.frame, features=features)
+    snap.update(interval=interval, table=data.table, table_version=data.table_version)
+    return data, snap
+
+
+def _gather(
+    chosen: dict[str, dict[str, Any]], endpoint: str | None
+) -> tuple[dict[str, bytes], dict[str, PublishedModel]]:
+    """Each chosen model's files (as `<task>/<file>`) from its training artifacts, and its family."""
+    files: dict[str, bytes] = {}
+    models: dict[str, PublishedModel] = {}
+    for task, row in chosen.items():
+        source = ObjectStore(row["artifact_uri"], endpoint=endpoint)
+        io_bytes = source.read_bytes("io.json")
+        models[task] = published = family_of(task, io_bytes)
+        for name in ("model.onnx", published.family.native_file):
+            files[f"{task}/{name}"] = source.read_bytes(name)
+        files[f"{task}/io.json"] = io_bytes
+    return files, models
+
+
+def _described(task: str, row: dict[str, Any], published: PublishedModel, log: Log) -> dict[str, Any]:
+    doc = model_doc(task, row, published)
+    outcome = "PROMOTED" if doc["promoted"] else "not promoted; serving uses the baseline"
+    log(f"[export] {task}: {doc['reason']} → {outcome}")
+    return doc
+
+
+def _write_verified(store: ObjectStore, files: dict[str, bytes], manifest: dict[str, Any]) -> bytes:
+    """Write every file and the manifest, then read each file back against the manifest's sha256:
+    what is in storage is checked, not what is in memory. Returns the manifest's bytes."""
+    for name, payload in files.items():
+        store.write_bytes(name, payload)
+    manifest_bytes = json.dumps(manifest, indent=1, default=str).encode()
+    store.write_bytes(MANIFEST, manifest_bytes, "application/json")
+    for name, meta in manifest["files"].items():
+        if sha256(store.read_bytes(name)) != meta["sha256"]:
+            raise ExportFailed(f"{store.uri(name)}: sha256 mismatch after writing; latest not switched")
+    return manifest_bytes
+
+
+def _switch_latest(
+    root: str, endpoint: str | None, model_version: str, manifest_bytes: bytes, now: datetime, log: Log
+) -> None:
+    """Point gold/models/latest at the new version, atomically: the last step serving can see."""
+    previous = latest_version(root, s3_endpoint=endpoint)
+    pointer = {"version": model_version, "manifest_sha256": sha256(manifest_bytes), "published_at": now.isoformat()}
+    ObjectStore(root, MODELS_DIR, endpoint=endpoint).replace(LATEST, json.dumps(pointer))
+    log(f"[export] {MODELS_DIR}/{LATEST}: {previous} → {model_version}")
+
+
+def _mark_promoted(spark: SparkSession, root: str, model_version: str, promoted_ids: list[str]) -> None:
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from lakehouse.tables import GOLD_MODEL_REGISTRY
+
+    DeltaTable.forPath(spark, GOLD_MODEL_REGISTRY.path(root)).update(
+        F.col("model_version") == model_version,
+        {"promoted": F.col("model_id").isin(*promoted_ids) if promoted_ids else F.lit(False)},
+    )
+
+
+def _write_predictions(
+    spark: SparkSession,
+    root: str,
+    frame: pd.DataFrame,
+    manifest: dict[str, Any],
+    models: dict[str, PublishedModel],
+    now: datetime,
+) -> WriteResult:
+    """Score the holdout block and each symbol's newest bar with the published models; MERGE on
+    (model_version, symbol, ts) so exporting the same version again rewrites, not duplicates."""
+    from lakehouse import delta_io
+    from lakehouse.tables import GOLD_PREDICTIONS
+
+    columns = [f.name for f in GOLD_PREDICTIONS.schema.fields]
+    records = prediction_records(frame, manifest, models, now, columns)
+    df = spark.createDataFrame(records, GOLD_PREDICTIONS.schema)
+    return delta_io.merge_upsert(spark, df, GOLD_PREDICTIONS, root)

@@ -1,0 +1,145 @@
+"""Job body of train_models: gold/features_<interval> → walk-forward evaluated models, their
+artifacts and plots, one gold/model_registry row per model.
+
+Steps: read the warm labeled rows and cut the folds; evaluate every candidate family (all of
+`catalogue.candidates`, or the `--models` subset) on the same folds; write each model's artifacts
+and registry row; render the plots; append the rows. The pieces live in lakehouse/ml (train.py
+for artifacts, registry rows and the leaderboard; evaluate.py for the folds).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lakecontract.objectstore import ObjectStore
+from lakehouse.config import LakeConfig
+from lakehouse.job_summary import JobSummary
+from lakehouse.jobs import Log
+from lakehouse.ml import catalogue
+from lakehouse.ml.dataset import MODEL_FEATURES, TrainingData
+from lakehouse.ml.evaluate import ModelResult, evaluate
+from lakehouse.ml.family import ModelFamily
+from lakehouse.ml.splits import Fold, walk_forward
+from lakehouse.ml.train import (
+    ARTIFACTS_DIR,
+    TRAINING_REPORTS_DIR,
+    TrainingFailed,
+    TrainSettings,
+    artifact_files,
+    hardware,
+    leaderboard,
+    registry_row,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+JOB = "train_models"
+DEFAULT_SETTINGS = TrainSettings()
+
+
+def run(
+    spark: SparkSession,
+    cfg: LakeConfig,
+    *,
+    run_id: str | None,
+    now: datetime,
+    log: Log,
+    settings: TrainSettings = DEFAULT_SETTINGS,
+) -> JobSummary:
+    """Train and evaluate every candidate on `settings.interval`'s gold features."""
+    from lakehouse import delta_io
+    from lakehouse.ml import plots
+    from lakehouse.tables import GOLD_MODEL_REGISTRY
+
+    model_version = f"{now:%Y%m%dT%H%M%S}Z"
+    root = cfg.resolved_root
+    started = time.monotonic()
+    data, folds = _training_rows(spark, cfg, settings, log)
+    results = [_evaluated(family, data, folds, settings, log) for family in _candidates(settings)]
+    rows = _write_artifacts(results, data, cfg, settings, model_version, run_id, now)
+    reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
+    for name, png in plots.render(results).items():
+        reports.write_bytes(name, png, "image/png")
+    written = delta_io.append(spark, spark.createDataFrame(rows, GOLD_MODEL_REGISTRY.schema), GOLD_MODEL_REGISTRY, root)
+    log(f"[train] leaderboard (holdout fold {folds[-1].test_start:%Y-%m-%d}…{folds[-1].test_end:%Y-%m-%d}):")
+    log(leaderboard(rows))
+    log(f"[train] plots: {reports.uri()}")
+    return JobSummary(
+        JOB,
+        rows_read=len(data.frame),
+        rows_written=written.rows_inserted,
+        versions={data.table: data.table_version, GOLD_MODEL_REGISTRY.name: written.version},
+        details={"model_version": model_version, "models": len(rows), "seconds": round(time.monotonic() - started, 1)},
+    )
+
+
+def _training_rows(
+    spark: SparkSession, cfg: LakeConfig, settings: TrainSettings, log: Log
+) -> tuple[TrainingData, list[Fold]]:
+    """The warm gold rows of the interval and the walk-forward folds over their labeled part."""
+    from lakehouse.ml import dataset
+
+    started = time.monotonic()
+    try:
+        data = dataset.load(spark, cfg.resolved_root, settings.interval, cfg.symbols)
+    except FileNotFoundError as exc:
+        raise TrainingFailed(str(exc)) from None
+    labeled = data.labeled
+    log(
+        f"[train] {data.table}@v{data.table_version}: {len(labeled):,} labeled warm rows, "
+        f"{labeled['symbol'].nunique()} symbol(s), {len(MODEL_FEATURES)} pooled features "
+        f"(read in {time.monotonic() - started:.1f}s)"
+    )
+    try:
+        folds = walk_forward(labeled["ts"], settings.folds, settings.test_bars, settings.gap)
+    except ValueError as exc:
+        raise TrainingFailed(f"{data.table}: {exc}") from None
+    for fold in folds:
+        log(f"[train] {fold.describe()}")
+    return data, folds
+
+
+def _candidates(settings: TrainSettings) -> list[ModelFamily]:
+    """Every family of the catalogue, or the ones `settings.models` names (an unknown name is an error)."""
+    families = catalogue.candidates(settings.lstm)
+    if not settings.models:
+        return families
+    unknown = set(settings.models) - {f.name for f in families}
+    if unknown:
+        raise TrainingFailed(f"unknown model(s) {sorted(unknown)}; known: {', '.join(f.name for f in families)}")
+    return [f for f in families if f.name in settings.models]
+
+
+def _evaluated(
+    family: ModelFamily, data: TrainingData, folds: list[Fold], settings: TrainSettings, log: Log
+) -> ModelResult:
+    result = evaluate(family, data.labeled, folds, data.interval, settings.seed, settings.gap, log=log)
+    log(f"[train] {family.name}: {len(folds)} fold(s) in {result.seconds:.1f}s")
+    return result
+
+
+def _write_artifacts(
+    results: list[ModelResult],
+    data: TrainingData,
+    cfg: LakeConfig,
+    settings: TrainSettings,
+    model_version: str,
+    run_id: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Each model's files under gold/model_artifacts/<version>/<name>/, and its registry row."""
+    hw = hardware()
+    # cfg.s3_endpoint is the endpoint Spark writes the registry to: artifacts must go to the same store.
+    artifacts = ObjectStore(cfg.resolved_root, f"{ARTIFACTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
+    rows = []
+    labeled_rows = len(data.labeled)
+    for result in results:
+        name = result.family.name
+        for file, payload in artifact_files(result).items():
+            artifacts.write_bytes(f"{name}/{file}", payload)
+        uri = artifacts.uri(name)
+        rows.append(registry_row(result, data, settings, model_version, run_id, uri, labeled_rows, hw, now))
+    return rows

@@ -1,0 +1,28 @@
+"""Which model families exist: the candidates a training run evaluates, and the kinds export can load.
+
+The one place a new family is listed (its class in `KINDS`, its candidates in `candidates`);
+training and export ask this module and the `ModelFamily` interface, never a family by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakehouse.ml.family import ModelFamily
+from lakehouse.ml.lstm import LSTMFamily, LSTMSettings
+from lakehouse.ml.models import SKLEARN_MODELS, SklearnFamily
+
+KINDS: dict[str, type[ModelFamily]] = {SklearnFamily.kind: SklearnFamily, LSTMFamily.kind: LSTMFamily}
+
+
+def candidates(lstm: LSTMSettings) -> list[ModelFamily]:
+    """Every family a training run evaluates, in registry order (`--models` picks a subset by name)."""
+    return [*SKLEARN_MODELS, LSTMFamily(lstm)]
+
+
+def for_artifact(io_spec: dict[str, Any]) -> ModelFamily:
+    """The family of a trained artifact, named by its io.json's `kind`."""
+    kind = io_spec.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"io.json names model kind {kind!r}, which no family provides; known: {', '.join(KINDS)}")
+    return KINDS[kind].for_artifact(io_spec)
