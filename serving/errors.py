@@ -1,12 +1,21 @@
-"""Every error is JSON `{"error": {"code", "message", "request_id"}}` with a 4xx/5xx status.
+"""Every error is JSON `{"error": {"code", "message", "request_id"}}` with a 4xx/5xx status, and
+every status a route can answer is in the OpenAPI document with that schema (`documented`).
 
-FastAPI's default 422 body echoes the client's input back and its 404/405 bodies are
-`{"detail": …}`; both are replaced here. An unexpected exception is caught by the request
-middleware (app.RequestContext), logged with its traceback and answered with a 500 that carries
-only the request id, never the traceback.
+FastAPI's default 422 body echoes the client's input back and its 400/404/405 bodies are
+`{"detail": …}`; all are replaced here. An unexpected exception is caught by the request
+middleware (serving/middleware.py), logged with its traceback and answered with a 500 that
+carries only the request id, never the traceback.
+
+Where a 400 comes from: FastAPI turns a body that is not valid JSON *syntax* into a 422
+(`json_invalid`), but a body that cannot be decoded at all into a 400: bytes that are not UTF-8
+(a declared charset is not consulted), nesting deeper than Python's recursion limit, an integer
+longer than Python's 4,300-digit limit. Every route that takes a body documents both;
+tests/test_openapi_contract.py drives them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,12 +24,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api_error import ApiError
 from serving.logs import request_id
+from serving.schemas import ErrorResponse
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+_MEANING = {
+    400: "bad_request: the body cannot be decoded as JSON text (bytes that are not UTF-8, nesting deeper than "
+    "the parser allows, an integer of over 4,300 digits); a JSON syntax error is a 422",
+    404: "unknown symbol, model version or run",
+    409: "pipeline runs: a run with that name exists (run_exists) or a local run is in progress (run_in_progress)",
+    422: "invalid request",
+    500: "internal_error: an unexpected failure, logged with its traceback; the body carries only the request id",
+    503: "no_model (none published yet, or the store unreadable before any loaded), artifact_refused (the "
+    "published version or `latest` failed verification), storage_unavailable (the store cannot be read for "
+    "what this request needs), pipeline_unavailable (no state machine ARN and no local lake to run on)",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error statuses, each with the error schema: what a route
+    passes as `responses=` for the errors it can answer."""
+    return {s: {"model": ErrorResponse, "description": _MEANING[s]} for s in statuses}
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None) -> JSONResponse:
-    body = {"code": code, "message": message, "request_id": request_id.get()}
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id.get()}
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status)

@@ -15,7 +15,8 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:=-]{1,128}$")
@@ -41,11 +42,11 @@ class StdoutHandler(logging.StreamHandler):
     """Writes to whatever sys.stdout is at the time (a captured or redirected stdout included)."""
 
     @property
-    def stream(self):  # noqa: ANN201
+    def stream(self) -> TextIO:
         return sys.stdout
 
     @stream.setter
-    def stream(self, _value) -> None:  # noqa: ANN001
+    def stream(self, _value: TextIO) -> None:
         pass
 
 
@@ -60,7 +61,7 @@ def configure(level: str = "INFO") -> None:
     logger.propagate = False
 
 
-def choose_request_id(header: str | None, scope: dict[str, Any]) -> str:
+def choose_request_id(header: str | None, scope: Mapping[str, Any]) -> str:
     if header and _CLIENT_ID.match(header):
         return header
     context = scope.get("aws.context")

@@ -16,7 +16,7 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="stable, machine-readable: unknown_symbol, invalid_request, no_model, …")
     message: str
     request_id: str | None = None
-    details: list[dict[str, Any]] | None = Field(None, description="per-field problems of a 422")
+    details: list[dict[str, Any]] | None = Field(default=None, description="per-field problems of a 422")
 
 
 class ErrorResponse(BaseModel):
@@ -36,7 +36,9 @@ class Health(BaseModel):
     symbols: int
     lake_root: str
     reload_seconds: float
-    store_error: str | None = Field(None, description="why the last check of gold/models/latest failed, if it did")
+    store_error: str | None = Field(
+        default=None, description="why the last check of gold/models/latest failed, if it did"
+    )
 
 
 class SymbolInfo(BaseModel):
@@ -63,7 +65,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: str = Symbol
-    interval: str | None = Field(None, pattern=INTERVAL_PATTERN, description="defaults to the model's interval")
+    interval: str | None = Field(default=None, pattern=INTERVAL_PATTERN, description="defaults to the model's interval")
     model: str | None = Field(
         None,
         pattern=f"{VERSION_PATTERN}|^latest$",
@@ -107,7 +109,7 @@ class ModelSummary(BaseModel):
     created_at: str | None = None
     interval: str | None = None
     models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="task → algorithm, promoted, metric")
-    error: str | None = Field(None, description="why this version cannot be read")
+    error: str | None = Field(default=None, description="why this version cannot be read")
 
 
 class ModelsResponse(BaseModel):
@@ -127,19 +129,19 @@ class PipelineRunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$", description="execution name")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$", description="execution name")
     source: Literal["sample", "yfinance", "csv", "synthetic"] | None = None
-    symbols: str | None = Field(None, pattern=r"^[A-Za-z0-9^._=,-]{1,400}$", examples=["^GSPC,MSFT"])
-    intervals: str | None = Field(None, pattern=INTERVAL_LIST_PATTERN)
-    start: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    end: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    symbols: str | None = Field(default=None, pattern=r"^[A-Za-z0-9^._=,-]{1,400}$", examples=["^GSPC,MSFT"])
+    intervals: str | None = Field(default=None, pattern=INTERVAL_LIST_PATTERN)
+    start: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    end: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     backfill: bool | None = None
     train_interval: Literal["1d", "1h", "5m"] | None = None
-    train_folds: int | None = Field(None, ge=1, le=20)
-    train_test_bars: int | None = Field(None, ge=10, le=100_000)
-    train_gap: int | None = Field(None, ge=1, le=1_000)
-    train_epochs: int | None = Field(None, ge=1, le=1_000)
-    train_window: int | None = Field(None, ge=2, le=1_000)
+    train_folds: int | None = Field(default=None, ge=1, le=20)
+    train_test_bars: int | None = Field(default=None, ge=10, le=100_000)
+    train_gap: int | None = Field(default=None, ge=1, le=1_000)
+    train_epochs: int | None = Field(default=None, ge=1, le=1_000)
+    train_window: int | None = Field(default=None, ge=2, le=1_000)
 
     def execution_input(self) -> dict[str, str]:
         """The fields that were given, as the strings the state machine passes to Glue."""
@@ -158,4 +160,4 @@ class PipelineRun(BaseModel):
     cause: str | None = None
     input: dict[str, Any] | None = None
     states: list[dict[str, Any]] | None = None
-    log: str | None = Field(None, description="local mode: the runner's log file")
+    log: str | None = Field(default=None, description="local mode: the runner's log file")

@@ -27,10 +27,17 @@ class LambdaContext:
 
 
 def _body(body: Any, b64: bool) -> dict[str, Any]:
+    """`body`: bytes or text sent as they are, anything else as JSON. API Gateway and Function URLs
+    pass a body that is not UTF-8 text only base64-encoded, so such bytes need `b64=True`."""
     if body is None:
         return {"isBase64Encoded": False}
-    text = body if isinstance(body, str) else json.dumps(body)
-    return {"body": base64.b64encode(text.encode()).decode() if b64 else text, "isBase64Encoded": b64}
+    raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
+    if b64:
+        return {"body": base64.b64encode(raw).decode(), "isBase64Encoded": True}
+    try:
+        return {"body": raw.decode(), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        raise ValueError("a body that is not UTF-8 reaches Lambda base64-encoded: pass b64=True") from None
 
 
 def _headers(host: str, body: Any, extra: dict[str, str] | None) -> dict[str, str]:

@@ -150,7 +150,7 @@ def _republish(lake: Path, serve: dict[str, str]) -> None:
     (models / "latest").write_text(json.dumps({**pointer, "manifest_sha256": hashlib.sha256(raw).hexdigest()}))
 
 
-def _utc(ts) -> pd.Timestamp:  # noqa: ANN001
+def _utc(ts) -> pd.Timestamp:
     t = pd.Timestamp(ts)
     return t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t
 
@@ -247,6 +247,9 @@ def test_malformed_json_unknown_routes_and_methods_are_json_errors(client):
         "invalid_request",
     )
     assert "details" in error and "symbol" not in json.dumps(error["details"]).replace('"loc"', "")  # no echo
+    # Bytes that cannot be decoded as JSON text at all: FastAPI's 400, as JSON (documented: test_openapi_contract).
+    undecodable = client.post("/predict", content=b'{"symbol": "\xff"}', headers={"content-type": "application/json"})
+    assert "There was an error parsing the body" in _assert_error(undecodable, 400, "bad_request")["message"]
     _assert_error(client.get("/nowhere"), 404, "not_found")
     _assert_error(client.delete("/predict/SYN0001"), 405, "method_not_allowed")
 
@@ -289,6 +292,26 @@ def test_models_list_and_detail_carry_registry_rows_and_the_manifest(client, pub
     _assert_error(client.get("/models/20990101T000000Z"), 404, "unknown_model_version")
     _assert_error(client.get("/models/..%2F..%2Fetc"), 404, "not_found")
     _assert_error(client.get("/models/bad..name"), 404, "unknown_model_version")
+
+
+def test_routes_reach_the_cache_and_settings_through_their_dependencies(api_lake, tmp_path):
+    """Routes hold no state of their own: swapping the app's cache (a dependency override) swaps
+    what every route answers from, and two apps over two lakes answer each from its own."""
+    from serving.dependencies import get_cache
+
+    served, empty = _client(api_lake), _client(tmp_path / "empty-lake")
+    assert served.get("/health").json()["lake_root"] == str(api_lake)
+    _assert_error(empty.get("/health"), 503, "no_model")
+    served_cache = served.app.state.cache
+
+    async def the_served_cache() -> object:
+        return served_cache
+
+    empty.app.dependency_overrides[get_cache] = the_served_cache
+    assert empty.get("/predict/SYN0001").json() == served.get("/predict/SYN0001").json()
+    health = empty.get("/health").json()
+    assert health["model_version"] == served.get("/health").json()["model_version"]
+    assert health["lake_root"] == str(tmp_path / "empty-lake")  # the settings are still its own
 
 
 def test_openapi_documents_every_route(client):
@@ -367,7 +390,7 @@ def test_a_new_latest_is_picked_up_and_older_versions_stay_addressable(fresh_lak
     assert [v["version"] for v in eager.get("/models").json()["versions"]] == ["29990101T000000Z", version]
 
 
-def _logged(capsys) -> list[dict]:  # noqa: ANN001
+def _logged(capsys) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
 
 
@@ -533,6 +556,8 @@ def test_the_lambda_handler_serves_api_gateway_and_function_url_events(api_lake,
     assert missing["statusCode"] == 404 and response_json(missing)["error"]["code"] == "unknown_symbol"
     invalid = handler(make_event("POST", "/predict", "{not json"), context)
     assert invalid["statusCode"] == 422 and response_json(invalid)["error"]["code"] == "invalid_request"
+    undecodable = handler(make_event("POST", "/predict", b'{"symbol": "\xff"}', b64=True), context)
+    assert undecodable["statusCode"] == 400 and response_json(undecodable)["error"]["code"] == "bad_request"
     caller = handler(make_event("GET", "/health", headers={"x-request-id": "client-42"}), context)
     assert caller["headers"]["x-request-id"] == "client-42"
 
@@ -663,7 +688,7 @@ def test_a_runner_that_exits_without_a_usable_history_reports_failed_not_500(tmp
         "odd": "import sys; open(sys.argv[1], 'w').write('[\"SUCCEEDED\"]')",
     }
 
-    def command(self, run_id: str, fields: dict[str, str]) -> list[str]:  # noqa: ANN001
+    def command(self, run_id: str, fields: dict[str, str]) -> list[str]:
         return [sys.executable, "-c", scripts[run_id], str(lake / "runs" / f"{run_id}.json")]
 
     monkeypatch.setattr(LocalRuns, "_command", command)

@@ -1,0 +1,20 @@
+"""The API's routes, one module per thing served, each an `APIRouter` that `serving.app` includes.
+
+| module | paths |
+|---|---|
+| `health.py` | `GET /health` |
+| `symbols.py` | `GET /symbols`, `GET /latest` (the serving snapshot: symbols and their newest candles) |
+| `predictions.py` | `POST /predict`, `GET /predict/{symbol}` |
+| `models.py` | `GET /models`, `GET /models/{version}` |
+| `pipeline_runs.py` | `POST /pipeline/runs`, `GET /pipeline/runs/{run_id}` |
+
+A route states the errors it can answer with `responses=documented(...)` (serving/errors.py); the
+500 every route can answer is documented once, on the app.
+"""
+
+from __future__ import annotations
+
+from serving.routes import health, models, pipeline_runs, predictions, symbols
+
+# The order of the OpenAPI document's paths (and of /docs).
+ROUTERS = (health.router, symbols.router, predictions.router, models.router, pipeline_runs.router)

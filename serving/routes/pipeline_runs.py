@@ -1,0 +1,34 @@
+"""POST /pipeline/runs and GET /pipeline/runs/{run_id}: start the pipeline and follow a run.
+
+The launcher (StartExecution on AWS, the local runner elsewhere) is serving/pipeline_runs.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from serving.dependencies import Runs
+from serving.errors import documented
+from serving.pipeline_runs import new_run_id
+from serving.schemas import PipelineRun, PipelineRunRequest
+
+log = logging.getLogger("candlelake.serving")
+router = APIRouter()
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")]
+
+
+@router.post("/pipeline/runs", response_model=PipelineRun, status_code=202, responses=documented(400, 409, 422, 503))
+async def start_run(runs: Runs, body: PipelineRunRequest | None = None) -> PipelineRun:
+    """Start the pipeline (StartExecution on AWS; the local runner in a background process locally)."""
+    body = body or PipelineRunRequest()
+    run = runs.start(body.name or new_run_id(), body.execution_input())
+    log.info("pipeline run started", extra={"event": "run_started", "run_id": run["id"], "mode": runs.mode})
+    return PipelineRun(**run)
+
+
+@router.get("/pipeline/runs/{run_id}", response_model=PipelineRun, responses=documented(404, 422, 503))
+async def get_run(run_id: RunId, runs: Runs) -> PipelineRun:
+    return PipelineRun(**runs.get(run_id))
