@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +36,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def signal(prob_up: float, thresholds: dict[str, float] = SIGNAL_THRESHOLDS) -> str:
+def signal(prob_up: float, thresholds: dict[str, float] = SIGNAL_THRESHOLDS) -> Literal["buy", "hold", "sell"]:
     if prob_up >= thresholds["buy"]:
         return "buy"
     if prob_up <= thresholds["sell"]:

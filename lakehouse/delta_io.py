@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.tables import Table
@@ -37,10 +37,18 @@ def read(spark: SparkSession, tbl: Table, root: str) -> DataFrame:
     return spark.read.format("delta").load(tbl.path(root))
 
 
+def _newest_commit(spark: SparkSession, tbl: Table, root: str) -> Row:
+    """The newest entry of the table's history; a Delta table always has one (its creation)."""
+    row = DeltaTable.forPath(spark, tbl.path(root)).history(1).select("version", "operationMetrics").first()
+    if row is None:
+        raise RuntimeError(f"{tbl.name} at {tbl.path(root)} has an empty Delta history")
+    return row
+
+
 def version(spark: SparkSession, tbl: Table, root: str) -> int | None:
     if not exists(spark, tbl, root):
         return None
-    return DeltaTable.forPath(spark, tbl.path(root)).history(1).select("version").first()[0]
+    return _newest_commit(spark, tbl, root)["version"]
 
 
 def ensure_table(spark: SparkSession, tbl: Table, root: str) -> None:
@@ -66,8 +74,8 @@ def _conform(df: DataFrame, tbl: Table) -> DataFrame:
 
 
 def _last_operation_metrics(spark: SparkSession, tbl: Table, root: str) -> tuple[int, dict[str, str]]:
-    row = DeltaTable.forPath(spark, tbl.path(root)).history(1).select("version", "operationMetrics").first()
-    return row[0], dict(row[1] or {})
+    row = _newest_commit(spark, tbl, root)
+    return row["version"], dict(row["operationMetrics"] or {})
 
 
 def append(spark: SparkSession, df: DataFrame, tbl: Table, root: str) -> WriteResult:

@@ -44,7 +44,9 @@ class Feature:
     recursive: bool = False
 
 
-def _f(name: str, family: str, formula: str, window: int, warmup: int | None = None, recursive: bool = False):
+def _f(
+    name: str, family: str, formula: str, window: int, warmup: int | None = None, recursive: bool = False
+) -> Feature:
     return Feature(name, family, formula, window, window - 1 if warmup is None else warmup, recursive)
 
 

@@ -16,12 +16,14 @@ build fails loudly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.window import Window
+from pyspark.sql.window import Window, WindowSpec
 from scipy.signal import lfilter
 
 from lakehouse.feature_spec import (
@@ -132,16 +134,16 @@ def with_per_symbol_features(candles_df: DataFrame) -> DataFrame:
 # --- window features (Spark) -----------------------------------------------------------------
 
 
-def by_symbol() -> Window:
+def by_symbol() -> WindowSpec:
     """Each symbol's bars in time order (built per call: a Window needs a live SparkContext)."""
     return Window.partitionBy("symbol").orderBy("ts")
 
 
-def _last(n: int) -> Window:
+def _last(n: int) -> WindowSpec:
     return by_symbol().rowsBetween(-(n - 1), 0)
 
 
-def _roll(fn, col: Column | str, n: int) -> Column:
+def _roll(fn: Callable[[Column | str], Column], col: Column | str, n: int) -> Column:
     return fn(col).over(_last(n))
 
 

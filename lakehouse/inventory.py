@@ -12,7 +12,7 @@ from lakehouse.config import SUPPORTED_INTERVALS, add_config_arguments, config_f
 from lakehouse.tables import REGISTRY, gold_features
 
 
-def inventory(spark: SparkSession, root: str) -> list[dict[str, object]]:
+def inventory(spark: SparkSession, root: str) -> list[dict[str, str | int | None]]:
     rows = []
     for tbl in [*REGISTRY.values(), *(gold_features(i) for i in SUPPORTED_INTERVALS)]:
         present = delta_io.exists(spark, tbl, root)
@@ -27,7 +27,7 @@ def inventory(spark: SparkSession, root: str) -> list[dict[str, object]]:
     return rows
 
 
-def format_inventory(root: str, rows: list[dict[str, object]]) -> str:
+def format_inventory(root: str, rows: list[dict[str, str | int | None]]) -> str:
     lines = [f"lake root: {root}", f"  {'table':<28} {'version':>7} {'rows':>10}  path"]
     for r in rows:
         version = "-" if r["version"] is None else f"v{r['version']}"

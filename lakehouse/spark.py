@@ -101,7 +101,7 @@ def configure_s3_endpoint(
 ) -> None:
     """Point an already running session's S3A filesystem at another endpoint (tests, MinIO).
     Without keys, credentials come from the default AWS chain (environment, profile, role)."""
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
     settings = s3a_endpoint_conf(endpoint)
     if access_key and secret_key:
         settings.update(
@@ -121,7 +121,7 @@ def get_spark(app_name: str = "candlelake", *, shuffle_partitions: int = 4) -> S
     if active is not None:
         return active
     if running_on_glue():
-        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from awsglue.context import GlueContext
         from pyspark.context import SparkContext
 
         return GlueContext(SparkContext.getOrCreate()).spark_session

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from lakecontract.artifacts import (
     FEATURES,
@@ -104,7 +104,7 @@ class Bundle:
     def baseline_prob_up(self) -> float:
         return float(self.manifest["baselines"]["direction"]["prob_up"])
 
-    def signal(self, prob_up: float) -> str:
+    def signal(self, prob_up: float) -> Literal["buy", "hold", "sell"]:
         return signal(prob_up, self.manifest.get("signal_thresholds") or SIGNAL_THRESHOLDS)
 
 

@@ -91,7 +91,7 @@ def _time(value: datetime | str) -> str:
 
 
 def _tier_counts(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    counts = {tier: {"passed": 0, "failed": 0} for tier in TIERS}
+    counts: dict[str, dict[str, int]] = {tier: {"passed": 0, "failed": 0} for tier in TIERS}
     for run in runs:
         for outcome in run["outcomes"]:
             counts[outcome["tier"]]["passed" if outcome["success"] else "failed"] += 1

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -157,6 +157,7 @@ def _float_or_none(value: Any) -> float | None:
 def _exception_message(info: Any) -> str | None:
     """The first exception message in GX's exception_info: flat ({raised_exception, …}) when the
     expectation raised, keyed by metric id when a metric did (a missing column)."""
+    items: Iterable[Any]
     if isinstance(info, dict):
         if info.get("raised_exception") and info.get("exception_message"):
             return str(info["exception_message"]).strip().splitlines()[0]
@@ -238,6 +239,8 @@ def validate(
 
     outcomes = {}
     for item in result.results:
+        # Every result answers one expectation of the suite built above, each tagged with its rule.
+        assert item.expectation_config is not None
         rule = by_name[item.expectation_config.meta["rule"]]
         outcomes[rule.name] = _outcome(rule, item)
     return ValidationRun(
@@ -256,7 +259,7 @@ def _failed_rules(rules: Sequence[Rule]) -> Column:
     quarantine = [r for r in rules if r.tier == "quarantine" and r.fails is not None]
     if not quarantine:
         return F.array().cast("array<string>")
-    flagged = F.array(*[F.when(r.fails(), F.lit(r.name)) for r in quarantine])
+    flagged = F.array(*[F.when(r.fails(), F.lit(r.name)) for r in quarantine if r.fails is not None])
     return F.filter(flagged, lambda name: name.isNotNull())
 
 
