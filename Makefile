@@ -80,10 +80,11 @@ bench-pooling: setup ## pooled vs per-symbol models on the training folds (after
 test: setup check validate-asl serving-size ## static checks, ASL validation, serving size check + the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check: setup ## the static checks: ruff lint + format, import-linter contracts (pyproject.toml)
+check: setup ## the static checks: ruff lint + format, import-linter contracts, mypy (all in pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 test-fast: setup check ## the static checks + the tests that start no JVM (seconds, not minutes)
 	$(PY) -m pytest -m "not spark" $(PYTEST_ARGS)
