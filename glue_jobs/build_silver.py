@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 
 from glue_jobs._entry import parser_for, run_job
-from lakehouse.silver_build import run_build_silver
-from lakehouse.spark import session_for
+from lakehouse.jobs import build_silver
 
-JOB = "build_silver"
+JOB = build_silver.JOB
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,14 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="reprocess every bronze batch, not only new ones (idempotent)",
     )
-    return run_job(
-        JOB,
-        parser,
-        lambda args, cfg: run_build_silver(
-            session_for(cfg.s3_endpoint, JOB), cfg, full_refresh=args.full_refresh, run_id=args.run_id
-        ),
-        argv,
-    )
+    return run_job(build_silver, parser, argv, options=lambda args: {"full_refresh": args.full_refresh})
 
 
 if __name__ == "__main__":

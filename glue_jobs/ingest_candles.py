@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 
 from glue_jobs._entry import parser_for, run_job
-from lakehouse.ingest import run_ingest
-from lakehouse.spark import session_for
+from lakehouse.jobs import ingest_candles
 
-JOB = "ingest_candles"
+JOB = ingest_candles.JOB
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for(JOB, "Source → bronze/candles. Only bars newer than each series' watermark are appended.")
-    return run_job(JOB, parser, lambda args, cfg: run_ingest(session_for(cfg.s3_endpoint, JOB), cfg), argv)
+    return run_job(ingest_candles, parser, argv)
 
 
 if __name__ == "__main__":

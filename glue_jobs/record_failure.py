@@ -5,19 +5,9 @@ from __future__ import annotations
 import sys
 
 from glue_jobs._entry import parser_for, run_job
-from lakehouse.failures import record_failures
-from lakehouse.job_summary import JobSummary
-from lakehouse.spark import session_for
+from lakehouse.jobs import record_failure
 
-JOB = "record_failure"
-
-
-def _record(args, cfg) -> JobSummary:  # noqa: ANN001
-    spark = session_for(cfg.s3_endpoint, JOB)
-    written = record_failures(spark, cfg.resolved_root, args.failures, args.execution_id, args.run_id)
-    summary = JobSummary(JOB, rows_written=written, details={"execution_id": args.execution_id})
-    print(summary.line())
-    return summary
+JOB = record_failure.JOB
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +19,12 @@ def main(argv: list[str] | None = None) -> int:
         help='JSON: {"<State>": {"Error": …, "Cause": …}}; anything else is recorded as an UnparsableFailures row '
         "with the raw text as its cause (the job still exits 0: the Catch path must not lose the failure)",
     )
-    return run_job(JOB, parser, _record, argv)
+    return run_job(
+        record_failure,
+        parser,
+        argv,
+        options=lambda args: {"failures": args.failures, "execution_id": args.execution_id},
+    )
 
 
 if __name__ == "__main__":

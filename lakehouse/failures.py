@@ -1,14 +1,13 @@
 """gold/pipeline_failures: one row per failed pipeline execution, written by the state machine's
-Catch path, so "what failed last night, and why" is an Athena query, not a console hunt."""
+Catch path (lakehouse/jobs/record_failure.py), so "what failed last night, and why" is an Athena
+query, not a console hunt. The rows are built here in plain Python, so every input shape is testable
+without Spark."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from lakehouse import delta_io
-from lakehouse.tables import GOLD_PIPELINE_FAILURES
 
 # Error names of the rows written when the input itself is wrong. The job records them instead of
 # failing: it runs on the Catch path, so a crash here would lose the one record of what went wrong.
@@ -84,10 +83,3 @@ def failure_rows(failures_json: str, execution_id: str, run_id: str | None, now:
         }
         for state, error, message, cause in entries
     ]
-
-
-def record_failures(spark, root: str, failures_json: str, execution_id: str, run_id: str | None) -> int:  # noqa: ANN001
-    """Append the rows of `failure_rows` to gold/pipeline_failures; returns how many were written."""
-    rows = failure_rows(failures_json, execution_id, run_id, datetime.now(UTC))
-    df = spark.createDataFrame(rows, GOLD_PIPELINE_FAILURES.schema)
-    return delta_io.append(spark, df, GOLD_PIPELINE_FAILURES, root).rows_inserted

@@ -9,13 +9,11 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from glue_jobs import build_features
+from glue_jobs import build_features as build_features_entry
 from lakehouse import delta_io
 from lakehouse.feature_spec import FEATURE_NAMES
-from lakehouse.gold_build import run_build_features
-from lakehouse.ingest import run_ingest
+from lakehouse.jobs import build_features, build_silver, ingest_candles
 from lakehouse.quality.report import latest_report
-from lakehouse.silver_build import run_build_silver
 from lakehouse.tables import GOLD_DQ_RESULTS, SILVER_CANDLES, gold_features
 
 pytestmark = pytest.mark.spark
@@ -26,15 +24,15 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def synthetic_lake(spark, make_config):
     cfg = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=200, end="2015-09-01")
-    run_ingest(spark, cfg, now=T0, **QUIET)
-    run_build_silver(spark, cfg, now=T0, run_id="r1", **QUIET)
+    ingest_candles.run(spark, cfg, run_id=None, now=T0, **QUIET)
+    build_silver.run(spark, cfg, now=T0, run_id="r1", **QUIET)
     return cfg
 
 
 def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, synthetic_lake, make_config, tmp_path):
     cfg, root = synthetic_lake, synthetic_lake.resolved_root
     gold = gold_features("1d")
-    first = run_build_features(spark, cfg, run_id="r1", now=T0, **QUIET)
+    first = build_features.run(spark, cfg, run_id="r1", now=T0, **QUIET)
     rows = delta_io.read(spark, gold, root)
     n_first = rows.count()
     assert first.rows_written == n_first > 0
@@ -53,14 +51,14 @@ def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, sy
 
     # Nothing new in silver → nothing rebuilt, no new version.
     version = delta_io.version(spark, gold, root)
-    again = run_build_features(spark, cfg, run_id="r2", now=T0, **QUIET)
+    again = build_features.run(spark, cfg, run_id="r2", now=T0, **QUIET)
     assert again.rows_written == 0 and delta_io.version(spark, gold, root) == version
 
     # New bars for the symbols: only rows from the bar before the first new one are rewritten.
     later = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=200)
-    run_ingest(spark, later, now=T0, **QUIET)
-    run_build_silver(spark, later, now=datetime(2025, 1, 2, tzinfo=UTC), run_id="r3", **QUIET)
-    third = run_build_features(spark, later, run_id="r3", now=datetime(2025, 1, 2, tzinfo=UTC), **QUIET)
+    ingest_candles.run(spark, later, run_id=None, now=T0, **QUIET)
+    build_silver.run(spark, later, now=datetime(2025, 1, 2, tzinfo=UTC), run_id="r3", **QUIET)
+    third = build_features.run(spark, later, run_id="r3", now=datetime(2025, 1, 2, tzinfo=UTC), **QUIET)
     silver_rows = delta_io.read(spark, SILVER_CANDLES, root).count()
     new_bars = silver_rows - n_first
     assert new_bars > 0
@@ -81,7 +79,7 @@ def _full_rebuild(spark, cfg, root: Path, now: datetime) -> pd.DataFrame:
     """The features job run from scratch on a copy of cfg's silver table: the incremental oracle."""
     shutil.copytree(SILVER_CANDLES.path(cfg.resolved_root), root / SILVER_CANDLES.name)
     fresh = replace(cfg, lake_root=str(root))
-    summary = run_build_features(spark, fresh, run_id="full", now=now, **QUIET)
+    summary = build_features.run(spark, fresh, run_id="full", now=now, **QUIET)
     assert summary.details["1d_updated"] == 0  # a fresh gold table: everything is an insert
     return _gold_frame(spark, fresh.resolved_root)
 
@@ -95,7 +93,7 @@ def _gold_frame(spark, root: str) -> pd.DataFrame:
 def test_a_halt_tier_failure_exits_non_zero_names_it_and_writes_nothing(spark, synthetic_lake, capsys):
     cfg, root = synthetic_lake, synthetic_lake.resolved_root
     gold = gold_features("1d")
-    run_build_features(spark, cfg, run_id="ok", now=T0, **QUIET)
+    build_features.run(spark, cfg, run_id="ok", now=T0, **QUIET)
     version = delta_io.version(spark, gold, root)
     # Corrupt silver behind the silver job's back (as a bad manual fix would): a non-positive close.
     silver_df = delta_io.read(spark, SILVER_CANDLES, root)
@@ -103,7 +101,7 @@ def test_a_halt_tier_failure_exits_non_zero_names_it_and_writes_nothing(spark, s
     corrupted = last.withColumn("close", F.lit(-1.0)).withColumn("updated_at", F.current_timestamp())
     delta_io.merge_upsert(spark, corrupted, SILVER_CANDLES, root)
 
-    code = build_features.main(["--lake-root", root, "--source", "synthetic", "--run-id", "bad"])
+    code = build_features_entry.main(["--lake-root", root, "--source", "synthetic", "--run-id", "bad"])
     err = capsys.readouterr().err
     assert code == 1
     assert "data quality halt on gold/features_1d" in err and "close_positive" in err

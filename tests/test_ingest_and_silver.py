@@ -7,8 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.ingest import run_ingest
-from lakehouse.silver_build import run_build_silver
+from lakehouse.jobs import build_silver, ingest_candles
 from lakehouse.sources import FetchRequest, SourceError, get_source
 from lakehouse.sources.yfinance_source import YFinanceSource
 from lakehouse.tables import BRONZE_CANDLES, SILVER_CANDLES, SILVER_PROCESSED_BATCHES, SILVER_QUARANTINE
@@ -56,8 +55,8 @@ def test_broken_csv_rows_are_quarantined_with_their_rule_and_none_lost(spark, tm
     path = tmp_path / "raw.csv"
     path.write_text(BROKEN_CSV)
     cfg = make_config(source="csv", csv_path=str(path), symbols=())
-    ingest = run_ingest(spark, cfg, now=NOW, log=lambda *_: None)
-    built = run_build_silver(spark, cfg, now=NOW, log=lambda *_: None)
+    ingest = ingest_candles.run(spark, cfg, run_id=None, now=NOW, log=lambda *_: None)
+    built = build_silver.run(spark, cfg, run_id=None, now=NOW, log=lambda *_: None)
 
     rows_in = len(BROKEN_CSV.strip().splitlines()) - 1
     root = cfg.resolved_root
@@ -87,7 +86,7 @@ def test_csv_with_an_unknown_column_is_refused_before_anything_is_written(spark,
     path.write_text("symbol,date,open,high,low,close,volume,exchange\nAAA,2024-01-02,10,11,9,10.5,1000,NYSE\n")
     cfg = make_config(source="csv", csv_path=str(path), symbols=())
     with pytest.raises(SourceError, match="unknown column\\(s\\) \\['exchange'\\]"):
-        run_ingest(spark, cfg, now=NOW, log=lambda *_: None)
+        ingest_candles.run(spark, cfg, run_id=None, now=NOW, log=lambda *_: None)
     assert not delta_io.exists(spark, BRONZE_CANDLES, cfg.resolved_root)
 
 
@@ -100,21 +99,21 @@ def _silver_frame(spark, root: str) -> pd.DataFrame:
 def test_sample_ingest_is_incremental_and_silver_is_idempotent(spark, make_config):
     quiet = {"log": lambda *_: None}
     first = make_config(end="2010-01-01")
-    run_ingest(spark, first, now=NOW, **quiet)
-    run_build_silver(spark, first, now=NOW, **quiet)
+    ingest_candles.run(spark, first, run_id=None, now=NOW, **quiet)
+    build_silver.run(spark, first, run_id=None, now=NOW, **quiet)
     root = first.resolved_root
     early = delta_io.read(spark, SILVER_CANDLES, root).groupBy("symbol").agg(F.max("ts").alias("last")).collect()
     assert {r.symbol for r in early} == {"^GSPC", "^IXIC", "MSFT"}
     assert all(r.last < datetime(2010, 1, 1) for r in early)
 
     cfg = make_config()
-    catch_up = run_ingest(spark, cfg, now=NOW, **quiet)
+    catch_up = ingest_candles.run(spark, cfg, run_id=None, now=NOW, **quiet)
     assert catch_up.rows_written > 0
     bronze = delta_io.read(spark, BRONZE_CANDLES, root)
     assert bronze.groupBy("symbol", "interval", "ts").count().where("count > 1").count() == 0, (
         "the catch-up re-fetched bars before the watermark"
     )
-    run_build_silver(spark, cfg, now=NOW, **quiet)
+    build_silver.run(spark, cfg, run_id=None, now=NOW, **quiet)
     snapshot = _silver_frame(spark, root)
     # Oracle: every bar the bundled files hold (all valid) is in silver once, its close adjusted.
     bundled = get_source("sample").fetch(FetchRequest(cfg.symbols, "1d"))
@@ -128,14 +127,14 @@ def test_sample_ingest_is_incremental_and_silver_is_idempotent(spark, make_confi
 
     # Re-runs a day later: a rewritten row would change at least its updated_at.
     later = NOW + timedelta(days=1)
-    again = run_ingest(spark, cfg, now=later, **quiet)
-    rebuilt = run_build_silver(spark, cfg, now=later, **quiet)
+    again = ingest_candles.run(spark, cfg, run_id=None, now=later, **quiet)
+    rebuilt = build_silver.run(spark, cfg, run_id=None, now=later, **quiet)
     pd.testing.assert_frame_equal(_silver_frame(spark, root), snapshot, check_exact=True)
     assert again.rows_written == 0 and again.details["new_rows"] == 0
     assert rebuilt.rows_read == 0
     assert {t: delta_io.version(spark, t, root) for t in versions} == versions
 
-    refreshed = run_build_silver(spark, cfg, now=later, full_refresh=True, **quiet)
+    refreshed = build_silver.run(spark, cfg, run_id=None, now=later, full_refresh=True, **quiet)
     pd.testing.assert_frame_equal(_silver_frame(spark, root), snapshot, check_exact=True)
     assert refreshed.details["inserted"] == refreshed.details["updated"] == 0
     assert delta_io.read(spark, SILVER_QUARANTINE, root).count() == 0
@@ -144,15 +143,16 @@ def test_sample_ingest_is_incremental_and_silver_is_idempotent(spark, make_confi
 def test_backfill_reingests_history_without_duplicating_silver(spark, make_config):
     quiet = {"log": lambda *_: None}
     cfg = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=30)
-    run_ingest(spark, cfg, now=NOW, **quiet)
-    run_build_silver(spark, cfg, now=NOW, **quiet)
-    again = run_ingest(
+    ingest_candles.run(spark, cfg, run_id=None, now=NOW, **quiet)
+    build_silver.run(spark, cfg, run_id=None, now=NOW, **quiet)
+    again = ingest_candles.run(
         spark,
         make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=30, backfill=True),
+        run_id=None,
         now=NOW,
         **quiet,
     )
-    built = run_build_silver(spark, cfg, now=NOW, **quiet)
+    built = build_silver.run(spark, cfg, run_id=None, now=NOW, **quiet)
     assert again.rows_written == 60
     assert built.rows_read == 60 and built.rows_written == 0 and built.rows_quarantined == 0
     assert delta_io.read(spark, SILVER_CANDLES, cfg.resolved_root).count() == 60
@@ -202,8 +202,8 @@ def test_hourly_and_five_minute_bars_reach_silver_with_their_interval_and_per_in
     path.write_text(MULTI_INTERVAL_CSV)
     quiet = {"log": lambda *_: None}
     cfg = make_config(source="csv", csv_path=str(path), symbols=(), intervals=("1d", "1h", "5m"))
-    assert run_ingest(spark, cfg, now=NOW, **quiet).rows_written == 6
-    built = run_build_silver(spark, cfg, now=NOW, **quiet)
+    assert ingest_candles.run(spark, cfg, run_id=None, now=NOW, **quiet).rows_written == 6
+    built = build_silver.run(spark, cfg, run_id=None, now=NOW, **quiet)
     assert (built.rows_read, built.rows_quarantined) == (6, 0)
     got = _silver_tuples(spark, cfg.resolved_root)
     assert [g[:3] for g in got] == [e[:3] for e in EXPECTED_SILVER]
@@ -217,8 +217,8 @@ def test_hourly_and_five_minute_bars_reach_silver_with_their_interval_and_per_in
         + "AAA,5m,2024-01-02T14:40:00Z,100.4,100.5,100.1,100.3,100.3,20\n"
         + "AAA,5m,2024-01-02T14:25:00Z,99,99.5,98.5,99.2,99.2,10\n"
     )
-    assert run_ingest(spark, cfg, now=NOW, **quiet).rows_written == 1
-    run_build_silver(spark, cfg, now=NOW, **quiet)
+    assert ingest_candles.run(spark, cfg, run_id=None, now=NOW, **quiet).rows_written == 1
+    build_silver.run(spark, cfg, run_id=None, now=NOW, **quiet)
     added = ("AAA", "5m", "2024-01-02 14:40", 100.4, 100.5, 100.1, 100.3, 20.0, 100.3, 1.0)
     assert _silver_tuples(spark, cfg.resolved_root) == sorted([*EXPECTED_SILVER, added])
 
@@ -239,14 +239,15 @@ def test_a_partial_yfinance_answer_is_written_and_the_missing_symbol_fetched_on_
     source = YFinanceSource(download=download, attempts=3, initial_wait_s=0, max_wait_s=0)
     cfg = make_config(source="yfinance", symbols=("AAPL", "MSFT"))
     logged: list[str] = []
-    first = run_ingest(spark, cfg, source=source, now=NOW, log=logged.append)
+    first = ingest_candles.run(spark, cfg, source=source, run_id=None, now=NOW, log=logged.append)
     assert first.rows_written == 3 and first.details["missing_symbols"] == "1d:MSFT"
     assert any("returned no rows for MSFT" in line for line in logged)
-    assert "missing_symbols=1d:MSFT" in capsys.readouterr().out
+    assert "missing_symbols=1d:MSFT" in first.line()
+    assert capsys.readouterr().out == "", "a job body prints nothing: progress goes to log, the summary to the entry"
     bronze = delta_io.read(spark, BRONZE_CANDLES, cfg.resolved_root)
     assert sorted(r.symbol for r in bronze.select("symbol").distinct().collect()) == ["AAPL"]
 
-    second = run_ingest(spark, cfg, source=source, now=NOW, log=lambda *_: None)
+    second = ingest_candles.run(spark, cfg, source=source, run_id=None, now=NOW, log=lambda *_: None)
     assert requests[3]["tickers"] == ["AAPL", "MSFT"] and "start" not in requests[3], "MSFT had no watermark"
     assert second.rows_written == 2 and "missing_symbols" not in second.details
     bronze = delta_io.read(spark, BRONZE_CANDLES, cfg.resolved_root)

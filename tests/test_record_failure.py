@@ -90,3 +90,28 @@ def test_the_job_records_unparsable_failures_and_exits_0(spark, tmp_path, capsys
         (ARN, "run-7", "unknown", "UnparsableFailures", raw),
         (ARN + "b", "run-8", "Train", "States.TaskFailed", GLUE_CAUSE),
     ]
+
+
+@pytest.mark.spark
+def test_the_job_body_stamps_its_rows_with_the_time_it_is_given_and_prints_nothing(spark, tmp_path, capsys):
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.config import LakeConfig
+    from lakehouse.jobs import record_failure
+    from lakehouse.tables import GOLD_PIPELINE_FAILURES
+
+    cfg = LakeConfig(lake_root=str(tmp_path / "lake"))
+    failures = json.dumps({"Export": {"Error": "E", "Cause": "c"}, "Train": "boom"})
+    logged: list[str] = []
+    summary = record_failure.run(
+        spark, cfg, run_id="run-9", now=NOW, log=logged.append, failures=failures, execution_id=ARN
+    )
+    assert (summary.job, summary.rows_written, summary.details) == ("record_failure", 2, {"execution_id": ARN})
+    assert capsys.readouterr().out == "" and logged == []  # the entry prints the summary, once
+    written = delta_io.read(spark, GOLD_PIPELINE_FAILURES, cfg.resolved_root)
+    stamped = written.select("state", "run_id", F.date_format("failed_at", "yyyy-MM-dd HH:mm:ss").alias("at"))
+    assert sorted(stamped.collect()) == [
+        ("Export", "run-9", "2026-01-02 03:04:05"),
+        ("Train", "run-9", "2026-01-02 03:04:05"),
+    ]

@@ -14,8 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from lakehouse import delta_io
 from lakehouse.config import LakeConfig
-from lakehouse.ingest import run_ingest
-from lakehouse.silver_build import run_build_silver
+from lakehouse.jobs import build_silver, ingest_candles
 from lakehouse.spark import configure_s3_endpoint
 from lakehouse.tables import BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE
 
@@ -73,8 +72,8 @@ def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
         synthetic_bars=40,
     )
     now = datetime(2025, 1, 1, tzinfo=UTC)
-    ingest = run_ingest(spark, cfg, now=now, log=lambda *_: None)
-    built = run_build_silver(spark, cfg, now=now, log=lambda *_: None)
+    ingest = ingest_candles.run(spark, cfg, run_id=None, now=now, log=lambda *_: None)
+    built = build_silver.run(spark, cfg, run_id=None, now=now, log=lambda *_: None)
 
     assert ingest.rows_written == 80
     assert built.rows_written == 80 and built.rows_quarantined == 0
@@ -86,7 +85,7 @@ def test_silver_build_on_an_s3a_lake_root(spark, s3_endpoint, monkeypatch):
     assert "lake/gold/dq_results/_delta_log/00000000000000000000.json" in keys
     assert delta_io.read(spark, SILVER_CANDLES, cfg.resolved_root).count() == 80
 
-    again = run_build_silver(spark, cfg, now=now, log=lambda *_: None)
+    again = build_silver.run(spark, cfg, run_id=None, now=now, log=lambda *_: None)
     assert again.rows_read == 0
 
 
@@ -95,10 +94,10 @@ def test_train_and_export_publish_verified_models_to_an_s3a_lake(spark, s3_endpo
     import hashlib
     import json
 
-    from lakehouse.gold_build import run_build_features
-    from lakehouse.ml.export import latest_version, run_export
+    from lakehouse.jobs import build_features, export_models, train_models
+    from lakehouse.ml.export import latest_version
     from lakehouse.ml.lstm import LSTMSettings
-    from lakehouse.ml.train import TrainSettings, run_train
+    from lakehouse.ml.train import TrainSettings
 
     endpoint, client = s3_endpoint
     _point_at(spark, endpoint, monkeypatch)
@@ -106,12 +105,12 @@ def test_train_and_export_publish_verified_models_to_an_s3a_lake(spark, s3_endpo
         lake_root=f"s3a://{BUCKET}/ml", source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=400
     )
     now, quiet = datetime(2025, 1, 1, tzinfo=UTC), {"log": lambda *_: None}
-    run_ingest(spark, cfg, now=now, **quiet)
-    run_build_silver(spark, cfg, now=now, **quiet)
-    run_build_features(spark, cfg, now=now, **quiet)
+    ingest_candles.run(spark, cfg, run_id=None, now=now, **quiet)
+    build_silver.run(spark, cfg, run_id=None, now=now, **quiet)
+    build_features.run(spark, cfg, run_id=None, now=now, **quiet)
     settings = TrainSettings(folds=2, test_bars=40, gap=2, lstm=LSTMSettings(window=5, epochs=1, hidden=4))
-    version = run_train(spark, cfg, settings, now=now, **quiet).details["model_version"]
-    run_export(spark, cfg, now=now, **quiet)
+    version = train_models.run(spark, cfg, run_id=None, now=now, settings=settings, **quiet).details["model_version"]
+    export_models.run(spark, cfg, run_id=None, now=now, **quiet)
 
     assert latest_version(cfg.resolved_root) == version
     body = lambda key: client.get_object(Bucket=BUCKET, Key=f"ml/{key}")["Body"].read()  # noqa: E731
