@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
-from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
+from lakehouse.config import ConfigError, add_config_arguments, config_from
 from lakehouse.job_summary import JobFailed, JobSummary
 from lakehouse.sources import SourceError
-from lakehouse.spark import SparkSetupError
+from lakehouse.spark import SparkSetupError, session_for
 
 # "ErrorType: message" of the last job that failed in this thread. The local Step Functions
 # runner (one thread per Glue run) reports it as the run's ErrorMessage, as Glue does with a
@@ -41,9 +41,8 @@ def parser_for(job: str, description: str) -> argparse.ArgumentParser:
 
 
 def run_job(
-    job: str | ModuleType,
+    job: ModuleType,
     parser: argparse.ArgumentParser,
-    body: Callable[[argparse.Namespace, LakeConfig], JobSummary] | Sequence[str] | None = None,
     argv: Sequence[str] | None = None,
     *,
     options: Callable[[argparse.Namespace], dict[str, Any]] | None = None,
@@ -51,41 +50,29 @@ def run_job(
     """Parse, print the effective config, run the job, print its summary once, and map known
     failures to exit code 1.
 
-    `job` is the job's module in lakehouse/jobs (its JOB and `run`): `run_job(module, parser, argv,
-    options=lambda args: {...})` with the job's own options taken from the parsed arguments.
-    (Transitional: a job name and a `body(args, cfg)` callable are still accepted.)"""
-    if isinstance(job, ModuleType):
-        module = job
-        argv = body if not callable(body) else argv  # type: ignore[assignment]
-        job = module.JOB
-
-        def body(args: argparse.Namespace, cfg: LakeConfig) -> JobSummary:
-            from lakehouse.spark import session_for
-
-            summary = module.run(
-                session_for(cfg.s3_endpoint, module.JOB),
-                cfg,
-                run_id=args.run_id,
-                now=datetime.now(UTC),
-                log=print,
-                **(options(args) if options else {}),
-            )
-            print(summary.line(), file=sys.stdout)
-            return summary
-
-    assert isinstance(job, str) and callable(body)
+    `job` is the job's module in lakehouse/jobs (its JOB and `run`); `options` maps the parsed
+    arguments to the job's own keyword options."""
+    name = job.JOB
     args, ignored = parser.parse_known_args(argv)
     if ignored:
-        print(f"[{job}] ignoring arguments not meant for this job: {' '.join(ignored)}", file=sys.stderr)
+        print(f"[{name}] ignoring arguments not meant for this job: {' '.join(ignored)}", file=sys.stderr)
     started = time.monotonic()
     _LAST_FAILURE.message = None
     try:
         cfg = config_from(args)
-        print(f"[{job}] {cfg.describe()}")
-        body(args, cfg)
+        print(f"[{name}] {cfg.describe()}")
+        summary: JobSummary = job.run(
+            session_for(cfg.s3_endpoint, name),
+            cfg,
+            run_id=args.run_id,
+            now=datetime.now(UTC),
+            log=print,
+            **(options(args) if options else {}),
+        )
+        print(summary.line(), file=sys.stdout)
     except (ConfigError, SourceError, SparkSetupError, JobFailed) as exc:
-        print(f"[{job}] FAILED: {exc}", file=sys.stderr)
+        print(f"[{name}] FAILED: {exc}", file=sys.stderr)
         _LAST_FAILURE.message = f"{type(exc).__name__}: {exc}"
         return 1
-    print(f"[{job}] done in {time.monotonic() - started:.1f}s")
+    print(f"[{name}] done in {time.monotonic() - started:.1f}s")
     return 0

@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-from lakehouse.config import LakeConfig  # noqa: E402
+from lakehouse.config import LakeConfig
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -44,21 +44,18 @@ def copy_lake(published: PublishedLake, folder: Path) -> LakeConfig:
     return replace(published.cfg, lake_root=str(root))
 
 
-def build(spark, folder: Path) -> PublishedLake:  # noqa: ANN001
+def build(spark, folder: Path) -> PublishedLake:
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
-    from lakehouse.gold_build import run_build_features
-    from lakehouse.ingest import run_ingest
-    from lakehouse.jobs import export_models, train_models
-    from lakehouse.silver_build import run_build_silver
+    from lakehouse.jobs import build_features, build_silver, export_models, ingest_candles, train_models
     from lakehouse.tables import GOLD_PREDICTIONS
 
     root = str(folder / "lake")
     cfg = LakeConfig(lake_root=root, source="synthetic", symbols=(), synthetic_symbols=3, synthetic_bars=700)
-    run_ingest(spark, cfg, now=T0, **QUIET)
-    run_build_silver(spark, cfg, now=T0, run_id="r1", **QUIET)
-    run_build_features(spark, cfg, now=T0, run_id="r1", **QUIET)
+    ingest_candles.run(spark, cfg, run_id="r1", now=T0, **QUIET)
+    build_silver.run(spark, cfg, run_id="r1", now=T0, **QUIET)
+    build_features.run(spark, cfg, run_id="r1", now=T0, **QUIET)
     summary = train_models.run(spark, cfg, run_id="r1", now=T0, settings=SMALL, **QUIET)
     export = export_models.run(spark, cfg, run_id="r1", now=T0, **QUIET)
     pristine = folder / "pristine_models"

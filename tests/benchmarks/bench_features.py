@@ -44,8 +44,8 @@ import pyarrow.parquet as pq
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-from lakehouse.feature_spec import FEATURE_NAMES, FEATURES  # noqa: E402
-from lakehouse.sources.synthetic import synthetic_candles, synthetic_symbols  # noqa: E402
+from lakehouse.feature_spec import FEATURE_NAMES, FEATURES
+from lakehouse.sources.synthetic import synthetic_candles, synthetic_symbols
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CANDLE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
@@ -175,7 +175,7 @@ def timed_noop(spark, df, label: str, timeout_s: float | None = None) -> float |
 def window_exprs_in_plan(df) -> dict[str, int]:
     """How many window expressions Spark's physical plan evaluates (duplicates included)."""
     df.sparkSession.conf.set("spark.sql.debug.maxToStringFields", "100000")
-    plan = df._jdf.queryExecution().executedPlan().toString()  # noqa: SLF001
+    plan = df._jdf.queryExecution().executedPlan().toString()
     window_lines = [line for line in plan.splitlines() if re.search(r"\bWindow \[", line)]
     return {
         "window_operators": len(window_lines),
