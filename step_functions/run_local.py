@@ -193,6 +193,34 @@ def _message(cause: str) -> str:
     return json.dumps(body)[:200]
 
 
+def _create_glue_jobs(glue: Any, names: Sequence[str]) -> None:
+    """The Glue jobs the ASL names, as moto needs them to exist before a StartJobRun."""
+    for job in names:
+        glue.create_job(
+            Name=job,
+            Role=ROLE_ARN,
+            Command={"Name": "glueetl", "ScriptLocation": f"s3://local/{job}.py"},
+            MaxRetries=0,
+            ExecutionProperty={"MaxConcurrentRuns": 1},
+        )
+
+
+def _follow(sfn: Any, arn: str, log: Callable[[str], object]) -> dict[str, Any]:
+    """Log each new history event as it happens (the console's view) until the execution ends;
+    return its final description."""
+    seen = 0
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        events = sfn.get_execution_history(executionArn=arn)["events"]
+        for event in events[seen:]:  # the history grows; its first event is ExecutionStarted
+            if event["type"] not in ("TaskScheduled", "TaskStarted", "TaskSubmitted", "TaskSucceeded"):
+                log(_describe(event, events[0]["timestamp"]))
+        seen = len(events)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(1.0)
+
+
 def execute(
     definition: Path,
     execution_in: dict[str, Any],
@@ -224,31 +252,13 @@ def execute(
     with mock_aws(config=MOTO_CONFIG):
         creds = {"region_name": REGION, "aws_access_key_id": "local", "aws_secret_access_key": "local"}
         glue, sfn = boto3.client("glue", **creds), boto3.client("stepfunctions", **creds)
-        for job in substitutions.values():
-            if job.startswith("candlelake-"):
-                glue.create_job(
-                    Name=job,
-                    Role=ROLE_ARN,
-                    Command={"Name": "glueetl", "ScriptLocation": f"s3://local/{job}.py"},
-                    MaxRetries=0,
-                    ExecutionProperty={"MaxConcurrentRuns": 1},
-                )
+        _create_glue_jobs(glue, [job for job in substitutions.values() if job.startswith("candlelake-")])
         machine = sfn.create_state_machine(name=definition.stem.replace(".", "-"), definition=asl, roleArn=ROLE_ARN)
         with LocalGlue(jobs or local_jobs(job_arguments), parse_faults(faults, state_jobs()), retry_scale) as local:
             arn = sfn.start_execution(
                 stateMachineArn=machine["stateMachineArn"], name=name, input=json.dumps(execution_in)
             )["executionArn"]
-            seen = 0
-            while True:
-                described = sfn.describe_execution(executionArn=arn)
-                events = sfn.get_execution_history(executionArn=arn)["events"]
-                for event in events[seen:]:  # the history grows; its first event is ExecutionStarted
-                    if event["type"] not in ("TaskScheduled", "TaskStarted", "TaskSubmitted", "TaskSucceeded"):
-                        log(_describe(event, events[0]["timestamp"]))
-                seen = len(events)
-                if described["status"] != "RUNNING":
-                    break
-                time.sleep(1.0)
+            described = _follow(sfn, arn, log)
             events = sfn.get_execution_history(executionArn=arn)["events"]
         output = json.loads(described["output"]) if described.get("output") else None
     return Execution(
