@@ -277,7 +277,20 @@ def test_a_model_worse_than_its_baseline_is_not_promoted(spark, published_lake, 
 
 
 LATER = datetime(2025, 2, 1, tzinfo=UTC)
+
+
 # Two quick families are enough for a version export can publish; these tests are not about training.
+def test_an_export_for_symbols_gold_does_not_hold_fails_naming_the_symbols_it_holds(spark, published_lake, tmp_path):
+    """Before: scikit-learn's "Found array with 0 sample(s)" from deep inside scoring."""
+    cfg = replace(copy_lake(published_lake, tmp_path), symbols=("NOPE",))
+    with pytest.raises(ExportFailed) as info:
+        export_models.run(spark, cfg, run_id="r3", now=T0, **QUIET)
+    held = sorted(published_lake.predictions["symbol"].unique())
+    assert str(info.value).startswith("gold/features_1d@v")
+    assert f"no warm rows for NOPE; it holds {', '.join(held)}" in str(info.value)
+    assert latest_version(cfg.resolved_root) == published_lake.version
+
+
 QUICK = replace(SMALL, models=("direction_logistic", "return_ridge"))
 
 

@@ -252,3 +252,18 @@ def test_export_scores_the_holdout_block_and_every_symbols_newest_bar():
         ["NEW", ts[4]],
         ["NEW", ts[5]],
     ]
+
+
+def test_prepare_reports_the_rows_it_drops_through_the_log_it_is_given(capsys):
+    """The job's `log` carries the line (the jobs print nothing themselves), and exactly the one
+    row with a non-finite feature goes."""
+    from lakehouse.ml import dataset
+
+    features = {name: [1.0, 2.0, 3.0] for name in dataset.MODEL_FEATURES}
+    features[dataset.MODEL_FEATURES[0]] = [1.0, float("inf"), 3.0]
+    frame = pd.DataFrame({"ts": [3, 1, 2], "symbol": ["A", "A", "A"], "label_up": [1.0, 0.0, None], **features})
+    lines: list[str] = []
+    prepared = dataset.prepare(frame, lines.append)
+    assert prepared["ts"].tolist() == [2, 3]
+    assert lines == ["[train] dropping 1 warm row(s) with a non-finite feature"]
+    assert capsys.readouterr().out == ""

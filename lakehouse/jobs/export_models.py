@@ -58,7 +58,7 @@ def run(
     started = time.monotonic()
     model_version, rows = _registry_rows(spark, root, model_version)
     chosen = _best_per_task(rows, model_version)
-    data, snap = _snapshot(spark, cfg, rows[0]["interval"], chosen)
+    data, snap = _snapshot(spark, cfg, rows[0]["interval"], chosen, log)
     artifacts, models = _gather(chosen, endpoint)
     docs = {task: _described(task, chosen[task], models[task], log) for task in chosen}
     promoted_ids = sorted(doc["model_id"] for doc in docs.values() if doc["promoted"])
@@ -118,15 +118,15 @@ def _best_per_task(rows: list[dict[str, Any]], model_version: str) -> dict[str, 
 
 
 def _snapshot(
-    spark: SparkSession, cfg: LakeConfig, interval: str, chosen: dict[str, dict[str, Any]]
+    spark: SparkSession, cfg: LakeConfig, interval: str, chosen: dict[str, dict[str, Any]], log: Log
 ) -> tuple[TrainingData, dict[str, Any]]:
     """The gold rows of the interval and features.json: each symbol's newest rows, with every column
     a chosen model reads."""
     from lakehouse.ml import dataset
 
     try:
-        data = dataset.load(spark, cfg.resolved_root, interval, cfg.symbols)
-    except FileNotFoundError as exc:
+        data = dataset.load(spark, cfg.resolved_root, interval, cfg.symbols, log)
+    except (FileNotFoundError, dataset.NoRowsForSymbols) as exc:
         raise ExportFailed(str(exc)) from None
     features = tuple(name for row in chosen.values() for name in row["features"])
     snap = snapshot(data.frame, features=features)

@@ -84,8 +84,8 @@ def _training_rows(
 
     started = time.monotonic()
     try:
-        data = dataset.load(spark, cfg.resolved_root, settings.interval, cfg.symbols)
-    except FileNotFoundError as exc:
+        data = dataset.load(spark, cfg.resolved_root, settings.interval, cfg.symbols, log)
+    except (FileNotFoundError, dataset.NoRowsForSymbols) as exc:
         raise TrainingFailed(str(exc)) from None
     labeled = data.labeled
     log(

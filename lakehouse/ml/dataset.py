@@ -9,6 +9,7 @@ by level, not by behaviour. What remains are returns, ratios, oscillators and sh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -61,13 +62,17 @@ class TrainingData:
         return self.frame.sort_values("ts").groupby("symbol", sort=True).tail(1).reset_index(drop=True)
 
 
-def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+class NoRowsForSymbols(LookupError):
+    """The requested symbols have no warm gold rows; the message names the symbols the table holds."""
+
+
+def prepare(frame: pd.DataFrame, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Sort, type and drop rows an estimator cannot take (non-finite inputs), saying how many."""
     frame = frame.sort_values(["ts", "symbol"]).reset_index(drop=True)
     inputs = frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float64)
     finite = np.isfinite(inputs).all(axis=1)
     if not finite.all():
-        print(f"[train] dropping {int((~finite).sum())} warm row(s) with a non-finite feature")
+        log(f"[train] dropping {int((~finite).sum())} warm row(s) with a non-finite feature")
     frame = frame[finite].reset_index(drop=True)
     frame["label_up"] = frame["label_up"].astype("Float64")
     return frame
@@ -78,8 +83,17 @@ def matrix(frame: pd.DataFrame, columns: tuple[str, ...] = MODEL_FEATURES) -> np
     return frame[list(columns)].to_numpy(dtype=np.float32)
 
 
-def load(spark: SparkSession, root: str, interval: str, symbols: tuple[str, ...] = ()) -> TrainingData:
-    """Read warm rows of gold/features_<interval> and the Delta version that was read."""
+def load(
+    spark: SparkSession,
+    root: str,
+    interval: str,
+    symbols: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+) -> TrainingData:
+    """Read warm rows of gold/features_<interval> and the Delta version that was read.
+
+    Symbols that select no row are an error naming what the table holds: an empty frame would
+    otherwise reach scikit-learn, whose "Found array with 0 sample(s)" says nothing of the cause."""
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
@@ -95,5 +109,20 @@ def load(spark: SparkSession, root: str, interval: str, symbols: tuple[str, ...]
     columns = [*ID_COLUMNS, "open", "high", "low", "volume", *MODEL_FEATURES, *LABEL_COLUMNS]
     columns = list(dict.fromkeys(columns))
     frame = cast(pd.DataFrame, df.select(*columns).toPandas())
+    if symbols and frame.empty:
+        held = sorted(
+            r["symbol"]
+            for r in spark.read.format("delta")
+            .option("versionAsOf", version)
+            .load(table.path(root))
+            .where(F.col("is_warm"))
+            .select("symbol")
+            .distinct()
+            .collect()
+        )
+        raise NoRowsForSymbols(
+            f"{table.name}@v{version} has no warm rows for {', '.join(symbols)}; "
+            f"it holds {', '.join(held) or 'no symbol'}"
+        )
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return TrainingData(prepare(frame), interval, table.name, version)
+    return TrainingData(prepare(frame, log), interval, table.name, version)
