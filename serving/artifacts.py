@@ -35,10 +35,10 @@ from lakecontract.artifacts import (
     valid_version,
 )
 from lakecontract.constants import TASKS
-from lakecontract.objectstore import ObjectStore
+from lakecontract.objectstore import ObjectNotFound, ObjectStore
 from serving import storage
 from serving.api_error import ApiError
-from serving.storage import NotFound, StorageUnavailable
+from serving.storage import StorageUnavailable
 
 log = logging.getLogger("candlelake.serving")
 
@@ -125,7 +125,7 @@ def _read_verified(store: ObjectStore, folder: str, name: str, manifest: dict[st
         raise ArtifactRefused(f"{store.uri(f'{folder}/{name}')} is not listed in the manifest")
     try:
         data = storage.read(store, f"{folder}/{name}")
-    except NotFound:
+    except ObjectNotFound:
         raise ArtifactRefused(f"{store.uri(f'{folder}/{name}')} is missing") from None
     digest = sha256(data)
     if digest != meta["sha256"]:
@@ -213,7 +213,7 @@ def _load_version(store: ObjectStore, version: str, pointer: dict[str, Any] | No
     folder = f"{MODELS_DIR}/{version}"
     try:
         manifest_bytes = storage.read(store, f"{folder}/{MANIFEST}")
-    except NotFound:
+    except ObjectNotFound:
         if pointer is not None:
             raise ArtifactRefused(
                 f"gold/models/latest names version {version} but {store.uri(f'{folder}/{MANIFEST}')} does not exist"
@@ -323,7 +323,7 @@ class ModelCache:
             latest_uri = self.store.uri(f"{MODELS_DIR}/{LATEST}")
             try:
                 raw = storage.read(self.store, f"{MODELS_DIR}/{LATEST}")
-            except NotFound:
+            except ObjectNotFound:
                 self._keep_or_fail(
                     f"{latest_uri} does not exist",
                     NoModel(f"no model published yet: {latest_uri} does not exist (run the pipeline: make run)"),
@@ -392,7 +392,7 @@ class ModelCache:
         if version not in self._manifests:
             try:
                 raw = storage.read(self.store, f"{MODELS_DIR}/{version}/{MANIFEST}")
-            except NotFound:
+            except ObjectNotFound:
                 raise UnknownVersion(f"model version {version} has no manifest") from None
             self._manifests[version] = finite_or_none(json.loads(raw))
         return self._manifests[version]

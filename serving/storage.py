@@ -7,10 +7,8 @@ both; this module only turns its `StoreUnavailable` into the API's error, in one
 
 from __future__ import annotations
 
-from lakecontract.objectstore import ObjectNotFound, ObjectStore, StoreUnavailable
+from lakecontract.objectstore import ObjectStore, StoreUnavailable
 from serving.api_error import ApiError
-
-NotFound = ObjectNotFound  # the object is not there: "nothing published", not a store failure
 
 
 class StorageUnavailable(ApiError):
@@ -28,7 +26,7 @@ def open_store(root: str, s3_endpoint: str | None = None) -> ObjectStore:
 
 
 def read(store: ObjectStore, name: str) -> bytes:
-    """The object's bytes; NotFound if absent, StorageUnavailable if the store cannot be read."""
+    """The object's bytes; ObjectNotFound if absent, StorageUnavailable if the store cannot be read."""
     try:
         return store.read_bytes(name)
     except StoreUnavailable as exc:
