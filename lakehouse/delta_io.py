@@ -7,15 +7,23 @@ vectors, no column mapping) because Athena's Delta reader does not need anything
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.tables import Table
 
 _BASIC_PROTOCOL = {"delta.enableDeletionVectors": "false"}
+# Writer protocol 4; readers (Athena included) are unaffected, they ignore the _change_data folder.
+_CHANGE_FEED = "delta.enableChangeDataFeed"
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 @dataclass(frozen=True)
@@ -30,11 +38,76 @@ def exists(spark: SparkSession, tbl: Table, root: str) -> bool:
     return DeltaTable.isDeltaTable(spark, tbl.path(root))
 
 
-def read(spark: SparkSession, tbl: Table, root: str) -> DataFrame:
-    """The table's current snapshot, or an empty frame of its schema if it was never written."""
+def read(spark: SparkSession, tbl: Table, root: str, *, at_version: int | None = None) -> DataFrame:
+    """The table's current snapshot (or the one at `at_version`), or an empty frame of its schema
+    if it was never written."""
     if not exists(spark, tbl, root):
         return spark.createDataFrame([], tbl.schema)
-    return spark.read.format("delta").load(tbl.path(root))
+    reader = spark.read.format("delta")
+    if at_version is not None:
+        reader = reader.option("versionAsOf", at_version)
+    return reader.load(tbl.path(root))
+
+
+def read_changes(spark: SparkSession, tbl: Table, root: str, *, after: int, upto: int) -> DataFrame | None:
+    """The rows the commits after version `after` up to `upto` inserted or updated (their new
+    values), from the Delta Change Data Feed; None where the feed does not cover that range (it
+    was turned on later), so the caller falls back to reading the snapshot.
+
+    Reads only the files those commits wrote, not the table: the point of the feed."""
+    if after >= upto:
+        return spark.createDataFrame([], tbl.schema)
+    try:
+        changes = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", after + 1)
+            .option("endingVersion", upto)
+            .load(tbl.path(root))
+        )
+        changes.schema  # noqa: B018 — resolves the relation now: an uncovered range raises here
+    except AnalysisException:
+        return None
+    return changes.where(F.col("_change_type").isin("insert", "update_postimage")).select(tbl.schema.fieldNames())
+
+
+def ensure_change_feed(spark: SparkSession, tbl: Table, root: str) -> None:
+    """Turn the change feed on for a table created before the registry asked for it (one commit);
+    the feed covers the commits after that one."""
+    if not tbl.change_feed or not exists(spark, tbl, root):
+        return
+    properties = DeltaTable.forPath(spark, tbl.path(root)).detail().select("properties").first()
+    if properties is None or (properties["properties"] or {}).get(_CHANGE_FEED) != "true":
+        spark.sql(f"ALTER TABLE delta.`{tbl.path(root)}` SET TBLPROPERTIES ('{_CHANGE_FEED}' = 'true')")
+
+
+@contextmanager
+def _user_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iterator[None]:
+    """Attach `metadata` (JSON) to the commits made inside: it lands atomically with the data,
+    so what a job records about its input can never disagree with what it wrote."""
+    if metadata is None:
+        yield
+        return
+    spark.conf.set(_USER_METADATA, json.dumps(metadata, sort_keys=True))
+    try:
+        yield
+    finally:
+        spark.conf.unset(_USER_METADATA)
+
+
+def last_commit_metadata(spark: SparkSession, tbl: Table, root: str, key: str, *, within: int = 200) -> Any:
+    """`key` of the newest commit (among the last `within`) whose user metadata holds it, else None."""
+    if not exists(spark, tbl, root):
+        return None
+    history = DeltaTable.forPath(spark, tbl.path(root)).history(within).select("version", "userMetadata")
+    for row in sorted(history.collect(), key=lambda r: r["version"], reverse=True):
+        try:
+            found = json.loads(row["userMetadata"] or "{}")
+        except json.JSONDecodeError:
+            continue
+        if isinstance(found, dict) and key in found:
+            return found[key]
+    return None
 
 
 def _newest_commit(spark: SparkSession, tbl: Table, root: str) -> Row:
@@ -60,6 +133,8 @@ def ensure_table(spark: SparkSession, tbl: Table, root: str) -> None:
         builder = builder.partitionedBy(*tbl.partition_by)
     for key, value in _BASIC_PROTOCOL.items():
         builder = builder.property(key, value)
+    if tbl.change_feed:
+        builder = builder.property(_CHANGE_FEED, "true")
     if tbl.description:
         builder = builder.comment(tbl.description)
     builder.execute()
@@ -88,26 +163,37 @@ def append(spark: SparkSession, df: DataFrame, tbl: Table, root: str) -> WriteRe
 
 
 def merge_upsert(
-    spark: SparkSession, df: DataFrame, tbl: Table, root: str, *, compare: tuple[str, ...] = ()
+    spark: SparkSession,
+    df: DataFrame,
+    tbl: Table,
+    root: str,
+    *,
+    compare: tuple[str, ...] = (),
+    prune: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> WriteResult:
     """MERGE `df` into the table on its key: insert new keys, update matched rows.
 
     With `compare`, a matched row is only rewritten when one of those columns differs, so a
     re-run over the same data writes nothing new (the commit still happens, with zero rows).
+    `prune` is an extra condition on the target `t` with literal values (partition values, a
+    time range): Delta skips the partitions and files it excludes instead of scanning the table.
+    `metadata` is stored in the commit (see `last_commit_metadata`).
     `df` must hold at most one row per key; Delta raises on ambiguous matches.
     """
     ensure_table(spark, tbl, root)
     source = _conform(df, tbl)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in tbl.key)
+    condition = " AND ".join([*(f"t.`{k}` = s.`{k}`" for k in tbl.key), *([f"({prune})"] if prune else [])])
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compare) or None
-    (
-        DeltaTable.forPath(spark, tbl.path(root))
-        .alias("t")
-        .merge(source.alias("s"), condition)
-        .whenMatchedUpdateAll(condition=changed)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    with _user_metadata(spark, metadata):
+        (
+            DeltaTable.forPath(spark, tbl.path(root))
+            .alias("t")
+            .merge(source.alias("s"), condition)
+            .whenMatchedUpdateAll(condition=changed)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
     ver, metrics = _last_operation_metrics(spark, tbl, root)
     return WriteResult(
         tbl.name,
@@ -115,3 +201,14 @@ def merge_upsert(
         int(metrics.get("numTargetRowsInserted", 0)),
         int(metrics.get("numTargetRowsUpdated", 0)),
     )
+
+
+def overwrite(
+    spark: SparkSession, df: DataFrame, tbl: Table, root: str, *, metadata: dict[str, Any] | None = None
+) -> WriteResult:
+    """Replace the table's content and schema in one commit (readers of older versions keep theirs)."""
+    ensure_table(spark, tbl, root)
+    with _user_metadata(spark, metadata):
+        _conform(df, tbl).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(tbl.path(root))
+    ver, metrics = _last_operation_metrics(spark, tbl, root)
+    return WriteResult(tbl.name, ver, int(metrics.get("numOutputRows", 0)))

@@ -111,6 +111,8 @@ class Table:
     key: tuple[str, ...]
     partition_by: tuple[str, ...] = ()
     description: str = ""
+    change_feed: bool = False
+    """Delta Change Data Feed on: readers can ask for the rows changed since a version (see delta_io)."""
 
     @property
     def zone(self) -> str:
@@ -133,6 +135,7 @@ SILVER_CANDLES = Table(
     key=CANDLE_KEY,
     partition_by=("interval",),
     description="typed, validated, deduplicated, adjusted candles; MERGE upsert on the key",
+    change_feed=True,
 )
 SILVER_QUARANTINE = Table(
     "silver/candles_quarantine",
