@@ -142,6 +142,10 @@ RECURSIVE_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.recurs
 # The longest backward window any feature needs (bars including the current one).
 MAX_WINDOW = max(f.window for f in FEATURES)
 
+# Not features: the recursions' state after each bar (EMA 12/26 of MACD, Wilder average gain and
+# loss of RSI), stored on every gold row so an incremental build resumes exactly where it stopped.
+STATE_COLUMNS: tuple[str, ...] = ("state_ema_12", "state_ema_26", "state_rsi_avg_gain", "state_rsi_avg_loss")
+
 # Labels: about the NEXT bar; null on each symbol's last bar, never filled.
 LABELS = {
     "label_up": "1 if close[t+1] > close[t], else 0 (a flat next bar counts as not up); null on the last bar",

@@ -128,6 +128,7 @@ BRONZE_CANDLES = Table(
     key=("batch_id", "record_id"),
     partition_by=("interval",),
     description="append-only raw candles exactly as each source returned them",
+    change_feed=True,  # build_silver reads the batches appended since its last run (see lakehouse/jobs/build_silver.py)
 )
 SILVER_CANDLES = Table(
     "silver/candles",
@@ -253,7 +254,7 @@ GOLD_PREDICTIONS = Table(
 
 
 def _gold_features_schema() -> T.StructType:
-    from lakehouse.feature_spec import FEATURE_NAMES
+    from lakehouse.feature_spec import FEATURE_NAMES, STATE_COLUMNS
 
     return T.StructType(
         [
@@ -265,6 +266,7 @@ def _gold_features_schema() -> T.StructType:
             T.StructField("label_ret_1", T.DoubleType()),
             T.StructField("bar_no", T.IntegerType(), nullable=False),
             T.StructField("is_warm", T.BooleanType(), nullable=False),
+            *[T.StructField(name, T.DoubleType()) for name in STATE_COLUMNS],
             T.StructField("computed_at", T.TimestampType(), nullable=False),
         ]
     )
