@@ -3,7 +3,10 @@
 On AWS Glue the session comes from the GlueContext (Glue provides Delta through the job
 parameter `--datalake-formats delta`). Locally it is Spark in local mode with the Delta and
 hadoop-aws JARs that `make jars` fetched with Maven into `.jars/`: no Ivy resolution at start-up,
-so it works offline.
+so it works offline. `CANDLELAKE_SPARK_MASTER` names another master (e.g. a standalone cluster's
+spark://host:7077): `spark.jars` then ships the same JARs to every executor, and PYSPARK_PYTHON must
+name a Python that imports this package on every node (docs/development.md, "Running the jobs on a
+Spark cluster"; tests/test_spark_cluster.py runs the jobs on one).
 """
 
 from __future__ import annotations
