@@ -8,7 +8,7 @@ vectors, no column mapping) because Athena's Delta reader does not need anything
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +95,17 @@ def _user_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iter
         spark.conf.unset(_USER_METADATA)
 
 
-def last_commit_metadata(spark: SparkSession, tbl: Table, root: str, key: str, *, within: int = 200) -> Any:
-    """`key` of the newest commit (among the last `within`) whose user metadata holds it, else None."""
+def last_commit_metadata(
+    spark: SparkSession,
+    tbl: Table,
+    root: str,
+    key: str,
+    *,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+    within: int = 200,
+) -> dict[str, Any] | None:
+    """The user metadata of the newest commit (among the last `within`) that holds `key` and
+    satisfies `where`, else None."""
     if not exists(spark, tbl, root):
         return None
     history = DeltaTable.forPath(spark, tbl.path(root)).history(within).select("version", "userMetadata")
@@ -105,8 +114,8 @@ def last_commit_metadata(spark: SparkSession, tbl: Table, root: str, key: str, *
             found = json.loads(row["userMetadata"] or "{}")
         except json.JSONDecodeError:
             continue
-        if isinstance(found, dict) and key in found:
-            return found[key]
+        if isinstance(found, dict) and key in found and (where is None or where(found)):
+            return found
     return None
 
 

@@ -21,8 +21,9 @@ before the MERGE; a failed halt-tier expectation raises `QualityHalt`, so the ta
 version does not move (nor the consumed silver version). Every validation is recorded in
 gold/dq_results and in an HTML report.
 
-Limitation: a run restricted to some symbols (`--symbols`) writes their rows but does not advance
-the consumed silver version, so the next unrestricted run re-reads those changes (correct, not free).
+Each gold commit records the silver version it consumed and the symbols it built (all: null). A
+run for some symbols resumes from the newest commit that covered them; a later run for all symbols
+goes back to the newest all-symbol commit and re-reads the changes since (correct, not free).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from lakehouse.jobs import Log
 from lakehouse.tables import SILVER_CANDLES, Table, gold_features
 
 JOB = "build_features"
-CONSUMED = "silver_version"
+CONSUMED, SYMBOLS = "silver_version", "symbols"  # user metadata of each gold commit
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _silver(spark: SparkSession, cfg: LakeConfig, interval: str, version: int | 
 def _plan(spark: SparkSession, cfg: LakeConfig, interval: str, target: Table, silver_version: int | None) -> Plan:
     root = cfg.resolved_root
     silver = _silver(spark, cfg, interval, silver_version)
-    consumed = _consumed_version(spark, target, root)
+    consumed = _consumed_version(spark, cfg, target)
     changes = (
         None
         if consumed is None or silver_version is None
@@ -129,16 +130,23 @@ def _plan(spark: SparkSession, cfg: LakeConfig, interval: str, target: Table, si
     return Plan("incremental", sorted(first_changed), tail, change_rows + tail.count(), earliest)
 
 
-def _consumed_version(spark: SparkSession, target: Table, root: str) -> int | None:
-    """The silver version the table's last build consumed; None where it must be built in full
-    (never built, or built before the state columns existed)."""
+def _consumed_version(spark: SparkSession, cfg: LakeConfig, target: Table) -> int | None:
+    """The silver version up to which the table reflects every change of the symbols this run
+    builds: that of the newest build whose symbols covered them (a build of all symbols covers
+    any). None where it must be built in full (never built, or built before the state columns)."""
+    root = cfg.resolved_root
     if not delta_io.exists(spark, target, root):
         return None
-    columns = set(delta_io.read(spark, target, root).columns)
-    if not set(STATE_COLUMNS) <= columns:
+    if not set(STATE_COLUMNS) <= set(delta_io.read(spark, target, root).columns):
         return None
-    consumed = delta_io.last_commit_metadata(spark, target, root, CONSUMED)
-    return int(consumed) if consumed is not None else None
+    wanted = set(cfg.symbols)
+
+    def covers(metadata: dict[str, object]) -> bool:
+        built = metadata.get(SYMBOLS)
+        return built is None or (bool(wanted) and wanted <= set(built))  # type: ignore[call-overload]
+
+    found = delta_io.last_commit_metadata(spark, target, root, CONSUMED, where=covers)
+    return None if found is None else int(found[CONSUMED])
 
 
 _START_SCHEMA = T.StructType(
@@ -157,7 +165,9 @@ def _resume_points(
     """Per changed symbol: where its tail of silver starts, the first bar to write, and the
     state to resume from (None: recompute from the first bar). Two narrow scans of the changed
     symbols' gold rows, each collected as one or two rows per symbol."""
-    changed = spark.createDataFrame([(s, ts) for s, (ts, _) in first_changed.items()], "symbol string, _first timestamp")
+    changed = spark.createDataFrame(
+        [(s, ts) for s, (ts, _) in first_changed.items()], "symbol string, _first timestamp"
+    )
     before = gold.join(F.broadcast(changed), "symbol").where(F.col("ts") < F.col("_first"))
     anchors = {
         r["symbol"]: (r["a_no"], r["a_ts"])
@@ -221,7 +231,7 @@ def _write(
     assert plan.candles is not None
     features = with_features(plan.candles) if plan.mode == "full" else with_resumed_features(plan.candles)
     rows = features.withColumn("computed_at", F.lit(now).cast("timestamp")).persist(StorageLevel.MEMORY_AND_DISK)
-    metadata = None if cfg.symbols or consumed is None else {CONSUMED: consumed}
+    metadata = None if consumed is None else {CONSUMED: consumed, SYMBOLS: sorted(cfg.symbols) or None}
     try:
         _, summary.details["dq_report"] = quality_gate(
             spark,
