@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from glue_jobs import build_features as build_features_entry
 from lakehouse import delta_io
+from lakehouse.feature_math import CONTEXT_BARS
 from lakehouse.feature_spec import FEATURE_NAMES
 from lakehouse.jobs import build_features, build_silver, ingest_candles
 from lakehouse.quality.report import latest_report
@@ -64,6 +65,9 @@ def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, sy
     assert new_bars > 0
     assert third.details["1d_inserted"] == new_bars
     assert third.details["1d_updated"] == 2  # each symbol's previous last bar: its label is now known
+    # Read from silver: the changed rows (change feed) + per symbol 60 context bars, the bar before
+    # the first new one and the new bars — not the table.
+    assert third.rows_read == new_bars + 2 * (CONTEXT_BARS + 1) + new_bars < silver_rows
     rebuilt = delta_io.read(spark, gold, root)
     assert rebuilt.count() == silver_rows
     assert rebuilt.where(F.col("label_up").isNull()).count() == 2  # only the two last bars
@@ -72,7 +76,32 @@ def test_features_build_records_quality_and_rebuilds_only_what_changed(spark, sy
     full = _full_rebuild(spark, later, tmp_path / "full", now=datetime(2025, 1, 3, tzinfo=UTC))
     incremental = _gold_frame(spark, root)
     assert len(incremental) == len(full) == silver_rows
-    pd.testing.assert_frame_equal(incremental, full, check_exact=False, rtol=1e-12, atol=1e-15)
+    pd.testing.assert_frame_equal(incremental, full, check_exact=True)  # bit for bit
+
+
+def test_a_corrected_old_bar_rebuilds_from_it_and_equals_a_full_rebuild(spark, synthetic_lake, tmp_path):
+    """A backfill correcting an old bar: the build resumes from the state just before it, rewrites
+    that bar's predecessor (its label) and every later bar, and the table equals a fresh full build."""
+    cfg, root = synthetic_lake, synthetic_lake.resolved_root
+    build_features.run(spark, cfg, run_id="r1", now=T0, **QUIET)
+    silver = delta_io.read(spark, SILVER_CANDLES, root)
+    symbol = sorted(r.symbol for r in silver.select("symbol").distinct().collect())[0]
+    bars = silver.where(F.col("symbol") == symbol).orderBy("ts").collect()
+    old = bars[120]  # bar_no 121: well after every recursion's seed
+    corrected = (
+        silver.where((F.col("symbol") == symbol) & (F.col("ts") == old.ts))
+        .withColumn("close", F.col("close") * 1.02)
+        .withColumn("high", F.greatest(F.col("high"), F.col("close")))
+        .withColumn("updated_at", F.lit(datetime(2025, 1, 5)))
+    )
+    delta_io.merge_upsert(spark, corrected, SILVER_CANDLES, root)
+    later = datetime(2025, 1, 5, tzinfo=UTC)
+    summary = build_features.run(spark, cfg, run_id="fix", now=later, **QUIET)
+    assert summary.details["1d_inserted"] == 0
+    assert summary.details["1d_updated"] == len(bars) - 119  # from the bar before the corrected one
+    assert summary.rows_read == 1 + CONTEXT_BARS + len(bars) - 119  # 1 changed row + the tail
+    full = _full_rebuild(spark, cfg, tmp_path / "full", now=later)
+    pd.testing.assert_frame_equal(_gold_frame(spark, root), full, check_exact=True)
 
 
 def _full_rebuild(spark, cfg, root: Path, now: datetime) -> pd.DataFrame:
