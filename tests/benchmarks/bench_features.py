@@ -7,7 +7,9 @@ Not a pytest test (it takes minutes and needs the whole machine). What it measur
 
 1. a synthetic universe (`lakehouse.sources.synthetic`), written once to
    build/bench/candles_<symbols>x<bars>_<interval>.parquet and reused afterwards;
-2. Spark, the full gold job: `with_features(df)` forced with a `noop` write;
+2. Spark, the full gold job: `with_features(df)` written to a Delta table under build/bench (compute
+   and write, as the issue's goal counts it; removed afterwards), or forced with a `noop` write
+   (`--full-sink noop`), cancelled after `--full-timeout` seconds;
 3. Spark, a core subset of the window features built from OUR expressions
    (`window_features()` over `_with_helpers(df)`, null until the window is full);
 4. DuckDB, the same core subset in SQL window functions over the same Parquet;
@@ -32,6 +34,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import threading
 import time
@@ -76,7 +79,8 @@ CORE = (
     "ROC20",
 )
 WINDOW_OF = {f.name: f.window for f in FEATURES}
-GOAL_RATIO = 3.0
+GOAL_RATIO = 1.5  # issue 14: core subset Spark ≤ 1.5× DuckDB on 2 cores
+GOAL_FULL_S = 300.0  # issue 14: the full 115-feature job (compute and Delta write) ≤ 5 minutes
 RTOL, ATOL = 1e-9, 1e-12  # ATOL only for values that cross zero (ret_1, dist_sma_20, CORR20 …)
 T0 = time.perf_counter()
 
@@ -146,30 +150,54 @@ def spark_windows(df, names):
     )
 
 
-def timed_noop(spark, df, label: str, timeout_s: float | None = None) -> float | None:
-    """Seconds to compute every column of df (noop write); None if cancelled after timeout_s."""
+def timed_noop(
+    spark, df, label: str, timeout_s: float | None = None, *, delta_path: Path | None = None
+) -> float | None:
+    """Seconds to compute every column of df (noop write, or a Delta write to `delta_path`, which is
+    replaced first and removed after: 10 M rows of gold are gigabytes); None if cancelled after
+    timeout_s. A heartbeat logs the running stages' progress every minute, so a long run shows
+    where it is."""
     sc = spark.sparkContext
     group = f"bench-{label}"
     sc.setJobGroup(group, label, interruptOnCancel=True)
     timer = threading.Timer(timeout_s, sc.cancelJobGroup, args=(group,)) if timeout_s else None
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(sc, label, stop), daemon=True)
     log(f"spark: {label} …")
+    if delta_path is not None:
+        shutil.rmtree(delta_path, ignore_errors=True)
     start = time.perf_counter()
     if timer:
         timer.start()
+    beat.start()
     try:
-        df.write.format("noop").mode("overwrite").save()
+        if delta_path is None:
+            df.write.format("noop").mode("overwrite").save()
+        else:
+            df.write.format("delta").mode("overwrite").save(str(delta_path))
     except Exception:  # py4j error when the timer cancelled the job
         if timer and not timer.is_alive() and time.perf_counter() - start >= timeout_s:
             log(f"spark: {label} cancelled after {timeout_s:.0f} s")
             return None
         raise
     finally:
+        stop.set()
         if timer:
             timer.cancel()
         sc.setLocalProperty("spark.jobGroup.id", None)
+        if delta_path is not None:
+            shutil.rmtree(delta_path, ignore_errors=True)
     seconds = time.perf_counter() - start
     log(f"spark: {label} done in {seconds:.1f} s")
     return seconds
+
+
+def _heartbeat(sc, label: str, stop: threading.Event, every_s: float = 60.0) -> None:
+    tracker = sc.statusTracker()
+    while not stop.wait(every_s):
+        stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+        done = ", ".join(f"stage {s.stageId} {s.numCompletedTasks}/{s.numTasks} tasks" for s in stages if s)
+        log(f"spark: {label} still running ({done or 'between stages'})")
 
 
 def window_exprs_in_plan(df) -> dict[str, int]:
@@ -341,6 +369,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     p.add_argument("--skip-full", action="store_true", help="skip the Spark full gold job")
     p.add_argument("--full-timeout", type=float, default=1800, help="cancel the full job after this many s")
+    p.add_argument(
+        "--full-sink",
+        default="delta",
+        choices=("delta", "noop"),
+        help="the full job's output: a Delta table under build/bench (compute and write, removed after) or noop",
+    )
     p.add_argument("--profile", action="store_true", help="break the full job down, sweep partitions")
     return p.parse_args(argv)
 
@@ -374,7 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         results["spark_full_s"] = None
         log("spark: full job skipped (--skip-full)")
     else:
-        results["spark_full_s"] = timed_noop(spark, with_features(df), "full gold job", args.full_timeout)
+        sink = REPO_ROOT / "build" / "bench" / "gold_full.delta" if args.full_sink == "delta" else None
+        label = f"full gold job ({'compute + Delta write' if sink else 'compute, noop write'})"
+        results["spark_full_s"] = timed_noop(spark, with_features(df), label, args.full_timeout, delta_path=sink)
+        results["spark_full_sink"] = args.full_sink
         results["spark_full_timed_out"] = results["spark_full_s"] is None
 
     con = duck_connect(args.threads)
@@ -407,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio_spark_full_to_duckdb=full_ratio,
         goal_ratio=GOAL_RATIO,
         goal_met_core=core_ratio <= GOAL_RATIO,
-        goal_met_full=None if full_ratio is None else full_ratio <= GOAL_RATIO,
+        goal_full_s=GOAL_FULL_S,
+        goal_met_full=None if not results.get("spark_full_s") else results["spark_full_s"] <= GOAL_FULL_S,
     )
     report = {"config": vars(args), "machine": machine_info(spark), "results": results}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -445,7 +483,7 @@ def print_table(r: dict[str, object], args) -> None:
     full_ratio, core_ratio = r["ratio_spark_full_to_duckdb"], r["ratio_spark_core_to_duckdb"]
     full_s = "timed out" if r.get("spark_full_timed_out") else cell(r.get("spark_full_s"), ".1f")
     rows = [
-        ("Spark full gold job", r["features_full"], full_s, cell(full_ratio, ".2f")),
+        (f"Spark full job ({r.get('spark_full_sink', '–')})", r["features_full"], full_s, cell(full_ratio, ".2f")),
         ("Spark core subset", r["features_core"], cell(r["spark_core_s"], ".1f"), cell(core_ratio, ".2f")),
         ("DuckDB core subset", r["features_core"], cell(r["duckdb_core_s"], ".1f"), "1.00"),
     ]
@@ -456,11 +494,13 @@ def print_table(r: dict[str, object], args) -> None:
         print(f"  {what:<24}{n:>9}{sec:>11}{ratio:>10}")
     print(f"  (Spark session start {r['session_start_s']:.1f} s, warm-up {r['warmup_s']:.1f} s: not counted)")
     verdict = f"core subset {'MET' if r['goal_met_core'] else 'NOT met'} ({core_ratio:.2f}×)"
-    if r["goal_met_full"] is None:
+    if r.get("spark_full_timed_out"):
+        verdict += "; full job timed out"
+    elif r["goal_met_full"] is None:
         verdict += "; full job not measured" if r.get("spark_full_s") is None else ""
     else:
-        verdict += f"; full job {'MET' if r['goal_met_full'] else 'NOT met'} ({full_ratio:.2f}×)"
-    print(f"  goal Spark ≤ {GOAL_RATIO:.0f}× DuckDB: {verdict}")
+        verdict += f"; full job ≤ {GOAL_FULL_S:.0f} s {'MET' if r['goal_met_full'] else 'NOT met'}"
+    print(f"  goal core Spark ≤ {GOAL_RATIO}× DuckDB: {verdict}")
     for k, v in r.get("profile", {}).items():
         print(f"  profile {k}: {v}")
 
