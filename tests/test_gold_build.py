@@ -137,3 +137,24 @@ def test_a_halt_tier_failure_exits_non_zero_names_it_and_writes_nothing(spark, s
     assert delta_io.version(spark, gold, root) == version
     halted = delta_io.read(spark, GOLD_DQ_RESULTS, root).where("run_id = 'bad' AND NOT success AND tier = 'halt'")
     assert [r.expectation for r in halted.collect()] == ["close_positive"]
+
+
+def test_a_bar_after_a_long_gap_is_found_beyond_the_bounded_lookup(spark, synthetic_lake, tmp_path):
+    """The lookup first reads only recent gold (about two bars' worth of calendar time per context
+    bar); a symbol whose previous bars lie before that (a two-year halt) is looked up again in full,
+    so its predecessor's label is rewritten and the table still equals a full rebuild."""
+    cfg, root = synthetic_lake, synthetic_lake.resolved_root
+    build_features.run(spark, cfg, run_id="r1", now=T0, **QUIET)
+    silver = delta_io.read(spark, SILVER_CANDLES, root)
+    symbol = sorted(r.symbol for r in silver.select("symbol").distinct().collect())[0]
+    last = silver.where(F.col("symbol") == symbol).orderBy(F.col("ts").desc()).limit(1)
+    resumed = last.withColumn("ts", F.col("ts") + F.expr("INTERVAL 730 DAYS")).withColumn(
+        "updated_at", F.lit(datetime(2025, 1, 6))
+    )
+    delta_io.merge_upsert(spark, resumed, SILVER_CANDLES, root)
+    later = datetime(2025, 1, 6, tzinfo=UTC)
+    summary = build_features.run(spark, cfg, run_id="gap", now=later, **QUIET)
+    assert (summary.details["1d_inserted"], summary.details["1d_updated"]) == (1, 1)
+    assert summary.rows_read == 1 + CONTEXT_BARS + 2  # resumed from state, not from the first bar
+    full = _full_rebuild(spark, cfg, tmp_path / "full", now=later)
+    pd.testing.assert_frame_equal(_gold_frame(spark, root), full, check_exact=True)
