@@ -18,10 +18,12 @@ For each history length N:
    same config without `end`, so the watermark leaves exactly one new bar per symbol. The jobs'
    `now` is one hour after the newest bar (synthetic daily bars run to 2053 at N = 10,000: a
    wall-clock `now` would quarantine them as future bars).
-3. per job: seconds, the JobSummary's figures (rows_read, rows_written, details), and the rows
+3. per job: seconds, the JobSummary's figures (rows_read, rows_written, details), the rows
    Spark's file scans returned per table (the "number of output rows" of every `Scan parquet`
    node of the job's SQL executions, grouped by the table path it read; Delta log files
-   excluded), which shows whether a job reads the whole history of silver or gold.
+   excluded), which shows whether a job reads the whole history of silver or gold, and the
+   Delta commits it made with their operation metrics (a MERGE's numTargetRowsCopied shows
+   whether it rewrote the whole table to change a few rows).
 4. checks (untimed): every symbol has its new bar in silver and in gold, and gold holds
    symbols × (N + 1) rows.
 
@@ -71,6 +73,21 @@ def log(msg: str) -> None:
 # --- what a job read -----------------------------------------------------------------------------
 
 _LOCATION = re.compile(r"Location: \w+\((\d+) paths?\)\[([^\]]*)\]")
+_CDF_PATH = re.compile(r"Snapshot\(path=([^,]*?)/_delta_log")
+
+
+def _scanned_table(name: str, desc: str) -> str | None:
+    """The table path a scan node read (`… (change feed)` for a Delta CDF read), None for Delta's
+    own log files and anything that is not a file scan."""
+    if name.startswith("Scan parquet"):
+        found = _LOCATION.search(desc)
+        if not found or "_delta_log" in found.group(2):
+            return None
+        return found.group(2).split(",")[0].strip()
+    if name.startswith("Scan DeltaCDFRelation"):
+        found = _CDF_PATH.search(desc)
+        return f"{found.group(1)} (change feed)" if found else None
+    return None
 
 
 class ScanMeter:
@@ -79,7 +96,8 @@ class ScanMeter:
     Reads Spark's SQL status store through py4j (the UI is off, the store is not). A scan node's
     description names its location (`…FileIndex(1 paths)[file:/…/silver/candles]`); the lake root
     is cut off so the key is the table (`silver/candles`). Scans of `_delta_log` are Delta's own
-    bookkeeping and left out. Rows are those the reader returned, after Parquet/Delta skipping and
+    bookkeeping and left out; a Change Data Feed read (`Scan DeltaCDFRelation`) counts as
+    `<table> (change feed)`. Rows are those the reader returned, after Parquet/Delta skipping and
     before any Filter: what the job really had to read."""
 
     def __init__(self, spark: Any) -> None:
@@ -102,12 +120,9 @@ class ScanMeter:
             nodes = self._store.planGraph(eid).allNodes()
             for j in range(nodes.length()):
                 node = nodes.apply(j)
-                if not node.name().startswith("Scan parquet"):
+                table = _scanned_table(node.name(), node.desc())
+                if table is None:
                     continue
-                found = _LOCATION.search(node.desc())
-                if not found or "_delta_log" in found.group(2):
-                    continue
-                table = found.group(2).split(",")[0].strip()
                 table = re.sub(r"^file:", "", table)
                 table = table[len(prefix) :] if table.startswith(prefix) else table
                 metrics = node.metrics()
@@ -176,20 +191,84 @@ def run_jobs(
             say(f"  {msg}")
 
         mark = meter.mark()
+        before = table_versions(spark, cfg)
         say(f"{name} …")
         start = time.perf_counter()
         summary = bodies[name].run(spark, cfg, run_id=f"{run_id}-{name}", now=now, log=job_log)
         seconds = time.perf_counter() - start
         scans = meter.rows_since(mark, cfg.resolved_root)
+        commits = delta_commits(spark, cfg, before)
         fetch = [float(m.group(1)) for line in lines for m in [re.search(r"rows fetched in ([\d.]+)s", line)] if m]
         say(f"{name} done in {seconds:.1f} s: {summary.line()}")
         say(f"{name} scanned rows per table: {scans or 'none'}")
+        for table, entries in commits.items():
+            for c in entries:
+                shown = {k: c["metrics"][k] for k in _SHOWN_METRICS if k in c["metrics"]}
+                say(f"{name} committed {table}@v{c['version']} {c['operation']}: {shown}")
         out[name] = {
             "seconds": seconds,
             "summary": json.loads(summary.to_json()),
             "scan_rows": scans,
+            "delta_commits": commits,
             "source_fetch_s": sum(fetch) if fetch else None,
         }
+    return out
+
+
+_SHOWN_METRICS = (
+    "numOutputRows",
+    "numTargetRowsInserted",
+    "numTargetRowsUpdated",
+    "numTargetRowsCopied",
+    "numTargetFilesRemoved",
+    "numTargetFilesAdded",
+    "numFiles",
+    "executionTimeMs",
+    "scanTimeMs",
+    "rewriteTimeMs",
+)
+
+
+def _lake_tables(cfg: LakeConfig) -> list[Any]:
+    from lakehouse import tables
+
+    return [
+        tables.BRONZE_CANDLES,
+        tables.SILVER_CANDLES,
+        tables.SILVER_QUARANTINE,
+        tables.SILVER_PROCESSED_BATCHES,
+        tables.GOLD_DQ_RESULTS,
+        *(tables.gold_features(i) for i in cfg.intervals),
+    ]
+
+
+def table_versions(spark: Any, cfg: LakeConfig) -> dict[str, int | None]:
+    from lakehouse import delta_io
+
+    return {t.name: delta_io.version(spark, t, cfg.resolved_root) for t in _lake_tables(cfg)}
+
+
+def delta_commits(spark: Any, cfg: LakeConfig, before: dict[str, int | None]) -> dict[str, list[dict[str, Any]]]:
+    """The commits a job made, per table, with Delta's operation metrics (how many rows a MERGE
+    copied into rewritten files tells whether it touched the whole table)."""
+    from delta.tables import DeltaTable
+
+    from lakehouse import delta_io
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for tbl in _lake_tables(cfg):
+        if not delta_io.exists(spark, tbl, cfg.resolved_root):
+            continue
+        since = before.get(tbl.name)
+        history = DeltaTable.forPath(spark, tbl.path(cfg.resolved_root)).history()
+        if since is not None:
+            history = history.where(history["version"] > since)
+        rows = history.select("version", "operation", "operationMetrics").orderBy("version").collect()
+        if rows:
+            out[tbl.name] = [
+                {"version": r["version"], "operation": r["operation"], "metrics": dict(r["operationMetrics"] or {})}
+                for r in rows
+            ]
     return out
 
 
