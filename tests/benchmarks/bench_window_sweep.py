@@ -116,7 +116,7 @@ def check_agreement(spark: Any, df: Any, windows: list[int]) -> dict[int, float]
     times the same results both ways. Returns the worst relative difference per window."""
     first = df.select("symbol").limit(1).collect()[0]["symbol"]
     one = df.where(df.symbol == first)
-    worst = {}
+    worst: dict[int, float] = {}
     for w in windows:
         a = with_rolling_numpy(one, w).toPandas().sort_values("ts").reset_index(drop=True)
         b = with_rolling_frames(one, w).toPandas().sort_values("ts").reset_index(drop=True)
