@@ -370,7 +370,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up append")
     p.add_argument("--cache-dir", default="build/bench/incremental")
     p.add_argument("--out", default="build/bench/incremental.json")
-    args = p.parse_args(argv)
+    # `make bench` passes one BENCH_ARGS to every benchmark (its default, --full-timeout, is
+    # bench_features'): say what is ignored rather than fail.
+    args, ignored = p.parse_known_args(argv)
+    if ignored:
+        print(f"ignoring arguments not meant for this benchmark: {' '.join(ignored)}", file=sys.stderr)
     try:
         args.sizes = sorted({int(b) for b in args.bars.split(",") if b.strip()})
     except ValueError:
