@@ -10,8 +10,8 @@ Not a pytest test (it takes minutes and needs the whole machine). What it measur
 2. Spark, the full gold job: `with_features(df)` written to a Delta table under build/bench (compute
    and write, as the issue's goal counts it; removed afterwards), or forced with a `noop` write
    (`--full-sink noop`), cancelled after `--full-timeout` seconds;
-3. Spark, a core subset of the window features built from OUR expressions
-   (`window_features()` over `_with_helpers(df)`, null until the window is full);
+3. Spark, a core subset of the features computed by the gold job's own code path (one
+   applyInPandas per symbol over `lakehouse.feature_math.compute(only=CORE)`);
 4. DuckDB, the same core subset in SQL window functions over the same Parquet;
 5. that 3 and 4 agree on a few symbols (rtol 1e-9, nulls in the same places): else it fails;
 6. a table and a JSON file with the seconds and the ratios Spark / DuckDB.
@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import threading
@@ -126,28 +125,57 @@ def candles_parquet(n_symbols: int, n_bars: int, interval: str, seed: int, out_d
 # --- 2./3. Spark -----------------------------------------------------------------------------
 
 
+def spark_subset(df, names):
+    """Any subset of the features, computed as the gold job computes them: one applyInPandas per
+    symbol over `lakehouse.feature_math.compute(only=names)` (null until each window is full)."""
+    import pandas as pd
+    from pyspark.sql import types as T
+
+    from lakehouse.feature_math import compute
+
+    names = list(names)
+    schema = T.StructType(
+        [T.StructField("symbol", T.StringType()), T.StructField("ts", T.TimestampType())]
+        + [T.StructField(n, T.DoubleType()) for n in names]
+    )
+
+    def one_symbol(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.sort_values("ts")
+        cols = compute(*(pdf[c].to_numpy(dtype=float) for c in CANDLE_COLUMNS[2:]), only=names)
+        return pd.DataFrame(
+            {"symbol": pdf["symbol"].to_numpy(), "ts": pdf["ts"].to_numpy(), **{n: cols[n] for n in names}}
+        )
+
+    return df.select(*CANDLE_COLUMNS).groupBy("symbol").applyInPandas(one_symbol, schema)
+
+
 def spark_core(df):
-    """The core subset from lakehouse.features' own expressions, gated like with_features."""
-    from pyspark.sql import functions as F
+    """The core subset, computed by the gold job's own code path."""
+    return spark_subset(df, CORE)
 
-    from lakehouse.features import _with_helpers, window_features
 
-    cols = window_features()
-    return _with_helpers(df).select(
-        "symbol", "ts", *[F.when(F.col("bar_no") >= WINDOW_OF[n], cols[n]).alias(n) for n in CORE]
+def spark_passthrough(df, n_columns: int):
+    """The applyInPandas pass without the math: the same shuffle, Arrow transfer and output width,
+    every feature column a copy of close. The fixed cost any per-symbol route pays."""
+    import pandas as pd
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [T.StructField("symbol", T.StringType()), T.StructField("ts", T.TimestampType())]
+        + [T.StructField(f"c{i}", T.DoubleType()) for i in range(n_columns)]
     )
 
+    def one_symbol(pdf: pd.DataFrame) -> pd.DataFrame:
+        close = pdf["close"].to_numpy(dtype=float)
+        return pd.DataFrame(
+            {
+                "symbol": pdf["symbol"].to_numpy(),
+                "ts": pdf["ts"].to_numpy(),
+                **{f"c{i}": close for i in range(n_columns)},
+            }
+        )
 
-def spark_windows(df, names):
-    """Any subset of the window features (no applyInPandas), gated like with_features."""
-    from pyspark.sql import functions as F
-
-    from lakehouse.features import _with_helpers, window_features
-
-    cols = window_features()
-    return _with_helpers(df).select(
-        "symbol", "ts", *[F.when(F.col("bar_no") >= WINDOW_OF[n], cols[n]).alias(n) for n in names]
-    )
+    return df.select(*CANDLE_COLUMNS).groupBy("symbol").applyInPandas(one_symbol, schema)
 
 
 def timed_noop(
@@ -200,26 +228,13 @@ def _heartbeat(sc, label: str, stop: threading.Event, every_s: float = 60.0) -> 
         log(f"spark: {label} still running ({done or 'between stages'})")
 
 
-def window_exprs_in_plan(df) -> dict[str, int]:
-    """How many window expressions Spark's physical plan evaluates (duplicates included)."""
-    df.sparkSession.conf.set("spark.sql.debug.maxToStringFields", "100000")
-    plan = df._jdf.queryExecution().executedPlan().toString()
-    window_lines = [line for line in plan.splitlines() if re.search(r"\bWindow \[", line)]
-    return {
-        "window_operators": len(window_lines),
-        "window_expressions": sum(line.count("windowspecdefinition") for line in window_lines),
-        "exchanges": plan.count("Exchange hashpartitioning"),
-        "sorts": len(re.findall(r"\bSort \[", plan)),
-    }
-
-
 # --- 4. DuckDB -------------------------------------------------------------------------------
 
 _WIN_SIZES = (5, 10, 20, 50)
 
 
 def duck_core_exprs() -> dict[str, str]:
-    """The core features in DuckDB SQL, transcribed from lakehouse.features.window_features()."""
+    """The core features in DuckDB SQL, transcribed from the formulas of lakehouse.feature_spec."""
     mid, sd = "avg(close) OVER w20", "stddev_pop(close) OVER w20"
     hi, lo = "max(high) OVER w20", "min(low) OVER w20"
     vmean, vsd = "avg(volume) OVER w20", "stddev_samp(volume) OVER w20"
@@ -403,7 +418,6 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, object] = {"rows": rows_expected, "session_start_s": session_s, "warmup_s": warmup_s}
     results["spark_core_s"] = timed_noop(spark, spark_core(df), "core subset")
-    results["spark_core_plan"] = window_exprs_in_plan(spark_core(df))
     if args.skip_full:
         results["spark_full_s"] = None
         log("spark: full job skipped (--skip-full)")
@@ -457,8 +471,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def profile(spark, df, args) -> dict[str, object]:
-    """Where the full job's time goes, and what the shuffle partition count changes."""
-    from lakehouse.features import window_features, with_per_symbol_features
+    """Where the full job's time goes: the per-symbol pass without math (shuffle + Arrow both ways
+    at the core and the full width), the full math with a noop sink, and the shuffle partitions."""
+    from lakehouse.features import with_features
 
     prof: dict[str, object] = {}
     sweep = {}
@@ -467,12 +482,11 @@ def profile(spark, df, args) -> dict[str, object]:
         sweep[p] = timed_noop(spark, spark_core(df), f"core subset, {p} shuffle partitions")
     spark.conf.set("spark.sql.shuffle.partitions", str(args.partitions))
     prof["core_by_partitions_s"] = sweep
-    all_windows = list(window_features())
-    prof["per_symbol_applyInPandas_s"] = timed_noop(
-        spark, with_per_symbol_features(df), "per-symbol pass (recursions + rolling quantiles, applyInPandas) only"
+    prof["passthrough_core_width_s"] = timed_noop(spark, spark_passthrough(df, len(CORE)), "no math, core width")
+    prof["passthrough_full_width_s"] = timed_noop(
+        spark, spark_passthrough(df, len(FEATURE_NAMES)), "no math, full width"
     )
-    prof["windows_all_s"] = timed_noop(spark, spark_windows(df, all_windows), "all window features (no applyInPandas)")
-    prof["plan_windows_all"] = window_exprs_in_plan(spark_windows(df, all_windows))
+    prof["full_compute_noop_s"] = timed_noop(spark, with_features(df), "full job, noop write")
     return prof
 
 
