@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from delta.tables import DeltaTable
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
@@ -65,8 +66,9 @@ def read_changes(spark: SparkSession, tbl: Table, root: str, *, after: int, upto
             .option("endingVersion", upto)
             .load(tbl.path(root))
         )
-        changes.schema  # noqa: B018 — resolves the relation now: an uncovered range raises here
-    except AnalysisException:
+        # Planning (no job) is where an uncovered range raises DELTA_MISSING_CHANGE_DATA.
+        changes._jdf.queryExecution().executedPlan()
+    except (AnalysisException, Py4JJavaError):
         return None
     return changes.where(F.col("_change_type").isin("insert", "update_postimage")).select(tbl.schema.fieldNames())
 

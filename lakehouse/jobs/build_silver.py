@@ -117,14 +117,7 @@ def run(
                 run_id=run_id,
                 s3_endpoint=cfg.s3_endpoint,
             )
-            merged = delta_io.merge_upsert(
-                spark,
-                silver_df,
-                SILVER_CANDLES,
-                root,
-                compare=silver.SILVER_VALUE_COLUMNS,
-                prune=merge_prune(_ts_spans(silver_df)),
-            )
+            merged = _merge(spark, silver_df, root)
             summary.rows_written = merged.rows_inserted + merged.rows_updated
             summary.details.update(inserted=merged.rows_inserted, updated=merged.rows_updated)
             summary.details["quarantine_rules"] = rule_counts
@@ -232,6 +225,13 @@ def _ts_between(first: int, last: int) -> str:
 def _ts_literal(micros: int) -> str:
     moment = _EPOCH + timedelta(microseconds=micros)
     return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}+00:00'"
+
+
+def _merge(spark: SparkSession, silver_df: DataFrame, root: str) -> delta_io.WriteResult:
+    """MERGE the accepted rows, pruned to their intervals and time spans (see `merge_prune`)."""
+    prune = merge_prune(_ts_spans(silver_df))
+    compare = silver.SILVER_VALUE_COLUMNS
+    return delta_io.merge_upsert(spark, silver_df, SILVER_CANDLES, root, compare=compare, prune=prune)
 
 
 Accounting = list[tuple[str, dict[str, int]]]  # (batch_id, {"rows_in", "accepted", "quarantined"}), by batch_id
