@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
+.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench-window-sweep: setup ## one rolling mean + std at windows 5/20/60/250 on 5 
 
 bench-incremental: setup ## append one bar to 200 symbols × 1,000 and × 10,000 bars: ingest → silver → features, T(10k)/T(1k)
 	CANDLELAKE_JAVA_OPTS="" CANDLELAKE_DRIVER_MEMORY=8g $(PY) -m tests.benchmarks.bench_incremental $(BENCH_ARGS)
+
+bench-silver: setup ## build_silver alone: full build, one more bar, nothing new (bronze rows read and seconds)
+	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_silver $(BENCH_ARGS)
 
 bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
 	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)

@@ -113,6 +113,8 @@ class Table:
     description: str = ""
     change_feed: bool = False
     """Delta Change Data Feed on: readers can ask for the rows changed since a version (see delta_io)."""
+    dictionary_columns: tuple[str, ...] | None = None
+    """The only columns Parquet dictionary-encodes; None: Parquet's default (every column, with a fallback)."""
 
     @property
     def zone(self) -> str:
@@ -279,6 +281,7 @@ def gold_features(interval: str) -> Table:
         _gold_features_schema(),
         key=("symbol", "ts"),
         description=f"{interval} candles with engineered features and next-bar labels (see feature_spec)",
+        dictionary_columns=("symbol",),  # ~130 doubles of distinct values: a dictionary is wasted work
     )
 
 

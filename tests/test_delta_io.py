@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import pytest
+from pyspark.sql import types as st
 
 from lakehouse import delta_io
 from lakehouse.tables import SILVER_CANDLES, Table
@@ -43,3 +44,31 @@ def test_commit_metadata_is_found_by_key_and_condition(spark, tmp_path):
     found = delta_io.last_commit_metadata(spark, SILVER_CANDLES, root, "v", where=lambda m: m["who"] == "all")
     assert found == {"v": 1, "who": "all"}
     assert delta_io.last_commit_metadata(spark, SILVER_CANDLES, root, "missing") is None
+
+
+def _encodings(path: str, column: str) -> set[str]:
+    import glob
+
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(glob.glob(f"{path}/*.parquet")[0]).metadata
+    index = meta.schema.names.index(column)
+    return set(meta.row_group(0).column(index).encodings)
+
+
+def test_a_table_with_dictionary_columns_writes_only_those_dictionary_encoded(spark, tmp_path):
+    schema = st.StructType([st.StructField("symbol", st.StringType()), st.StructField("x", st.DoubleType())])
+    rows = spark.createDataFrame([("A", 1.0), ("B", 2.0)] * 50, schema).coalesce(1)
+    plain = Table("gold/plain", schema, ("symbol",))
+    narrow = Table("gold/narrow", schema, ("symbol",), dictionary_columns=("symbol",))
+    spark.conf.set("parquet.enable.dictionary", "true")  # the session's own setting comes back after
+    delta_io.append(spark, rows, plain, str(tmp_path))
+    delta_io.overwrite(spark, rows, narrow, str(tmp_path))
+    assert spark.conf.get("parquet.enable.dictionary") == "true"
+    spark.conf.unset("parquet.enable.dictionary")
+    assert spark.conf.get("parquet.enable.dictionary#symbol", None) is None
+
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    assert _encodings(plain.path(str(tmp_path)), "x") & dictionary  # Parquet's default: a dictionary
+    assert _encodings(narrow.path(str(tmp_path)), "symbol") & dictionary
+    assert not _encodings(narrow.path(str(tmp_path)), "x") & dictionary

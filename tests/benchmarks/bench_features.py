@@ -29,6 +29,7 @@ Spark JVM options are read at start-up: run with CANDLELAKE_JAVA_OPTS="" (C2 JIT
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -46,8 +47,10 @@ import pyarrow.parquet as pq
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+from lakehouse import delta_io
 from lakehouse.feature_spec import FEATURE_NAMES, FEATURES
 from lakehouse.sources.synthetic import synthetic_candles, synthetic_symbols
+from lakehouse.tables import Table, gold_features
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CANDLE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
@@ -179,10 +182,17 @@ def spark_passthrough(df, n_columns: int):
 
 
 def timed_noop(
-    spark, df, label: str, timeout_s: float | None = None, *, delta_path: Path | None = None
+    spark,
+    df,
+    label: str,
+    timeout_s: float | None = None,
+    *,
+    delta_path: Path | None = None,
+    write_as: Table | None = None,
 ) -> float | None:
     """Seconds to compute every column of df (noop write, or a Delta write to `delta_path`, which is
-    replaced first and removed after: 10 M rows of gold are gigabytes); None if cancelled after
+    replaced first and removed after: 10 M rows of gold are gigabytes, with the write settings of
+    the table `write_as`, e.g. gold's Parquet encoding); None if cancelled after
     timeout_s. A heartbeat logs the running stages' progress every minute, so a long run shows
     where it is."""
     sc = spark.sparkContext
@@ -202,7 +212,8 @@ def timed_noop(
         if delta_path is None:
             df.write.format("noop").mode("overwrite").save()
         else:
-            df.write.format("delta").mode("overwrite").save(str(delta_path))
+            with delta_io.writing(spark, write_as) if write_as else contextlib.nullcontext():
+                df.write.format("delta").mode("overwrite").save(str(delta_path))
     except Exception:  # py4j error when the timer cancelled the job
         if timer and not timer.is_alive() and time.perf_counter() - start >= timeout_s:
             log(f"spark: {label} cancelled after {timeout_s:.0f} s")
@@ -424,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sink = REPO_ROOT / "build" / "bench" / "gold_full.delta" if args.full_sink == "delta" else None
         label = f"full gold job ({'compute + Delta write' if sink else 'compute, noop write'})"
-        results["spark_full_s"] = timed_noop(spark, with_features(df), label, args.full_timeout, delta_path=sink)
+        results["spark_full_s"] = timed_noop(
+            spark, with_features(df), label, args.full_timeout, delta_path=sink, write_as=gold_features(args.interval)
+        )
         results["spark_full_sink"] = args.full_sink
         results["spark_full_timed_out"] = results["spark_full_s"] is None
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bars", type=int, default=2_000)
     parser.add_argument("--lake", default=str(REPO_ROOT / "build" / "bench" / "silver_lake"))
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    # `make bench-silver` passes BENCH_ARGS, whose default (--full-timeout) is bench_features'.
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        print(f"ignoring arguments not meant for this benchmark: {' '.join(ignored)}", file=sys.stderr)
 
     shutil.rmtree(args.lake, ignore_errors=True)
     spark = get_spark("bench-silver")
