@@ -27,6 +27,7 @@ the first bar, so an incremental gold build equals a full rebuild bit for bit, n
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from functools import cache, partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -133,6 +134,9 @@ def _block_centres(x: Array, w: int, offset: int) -> tuple[Array, Array]:
 
 
 Memo = dict[tuple[int, int, int], Array]
+Column = Array | Callable[[], Array]
+"""A family's column: an array, or a function that computes it (with what it shares with its
+neighbours, cached) only when `compute` is asked for it: `only=` then costs what it names."""
 
 
 def _centred_sums(x: Array, y: Array, w: int, offset: int, memo: Memo | None = None) -> tuple[Array, Array, Array]:
@@ -291,21 +295,39 @@ def _returns(b: _Bars) -> dict[str, Array]:
     return cols
 
 
-def _averages(b: _Bars) -> dict[str, Array]:
-    cols: dict[str, Array] = {}
+def _averages(b: _Bars) -> dict[str, Column]:
+    """Lazy (see `Column`): each column is computed only when asked for; shared parts are cached."""
+    cols: dict[str, Column] = {}
     for n in MA_WINDOWS:
-        sma = b.mean(b.c, n)
-        cols[f"sma_{n}"], cols[f"dist_sma_{n}"] = sma, b.c / sma - 1
-    cols.update({f"volatility_{n}": b.std(b.log_ret, n, 1) for n in (5, 10, 20)})
-    mid, sd = b.mean(b.c, 20), b.std(b.c, 20, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pctb = np.where(sd == 0, 0.5, (b.c - (mid - 2 * sd)) / (4 * sd))
-    cols.update(bb_mid_20=mid, bb_upper_20=mid + 2 * sd, bb_lower_20=mid - 2 * sd, bb_pctb_20=pctb)
-    cols["bb_width_20"] = (4 * sd) / mid
-    vol_mean, vol_sd = b.mean(b.v, 20), b.std(b.v, 20, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cols.update(vol_sma_20=vol_mean, vol_z_20=np.where(vol_sd == 0, 0.0, (b.v - vol_mean) / vol_sd))
+        cols[f"sma_{n}"] = partial(b.mean, b.c, n)
+        cols[f"dist_sma_{n}"] = partial(_dist, b, n)
+    cols.update({f"volatility_{n}": partial(b.std, b.log_ret, n, 1) for n in (5, 10, 20)})
+    sd = cache(partial(b.std, b.c, 20, 0))
+
+    def pctb() -> Array:
+        mid = b.mean(b.c, 20)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sd() == 0, 0.5, (b.c - (mid - 2 * sd())) / (4 * sd()))
+
+    def vol_z() -> Array:
+        vol_mean, vol_sd = b.mean(b.v, 20), b.std(b.v, 20, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(vol_sd == 0, 0.0, (b.v - vol_mean) / vol_sd)
+
+    cols.update(
+        bb_mid_20=lambda: b.mean(b.c, 20),
+        bb_upper_20=lambda: b.mean(b.c, 20) + 2 * sd(),
+        bb_lower_20=lambda: b.mean(b.c, 20) - 2 * sd(),
+        bb_pctb_20=pctb,
+        bb_width_20=lambda: (4 * sd()) / b.mean(b.c, 20),
+        vol_sma_20=lambda: b.mean(b.v, 20),
+        vol_z_20=vol_z,
+    )
     return cols
+
+
+def _dist(b: _Bars, n: int) -> Array:
+    return b.c / b.mean(b.c, n) - 1
 
 
 def _candle_shapes(b: _Bars) -> dict[str, Array]:
@@ -327,36 +349,41 @@ def _candle_shapes(b: _Bars) -> dict[str, Array]:
     }
 
 
-def _alpha158(b: _Bars) -> dict[str, Array]:
-    c, off = b.c, b.offset
+def _alpha158(b: _Bars) -> dict[str, Column]:
+    """Lazy, like `_averages`: the 65 columns are the costliest family (the quantiles, the
+    correlations), and `compute(only=...)` should pay only for those it names."""
     up, down = (
         np.where(np.isnan(b.delta), NAN, (b.delta > 0) * 1.0),
         np.where(np.isnan(b.delta), NAN, (b.delta < 0) * 1.0),
     )
     gain, loss = np.maximum(b.delta, 0.0), np.maximum(-b.delta, 0.0)
-    cols: dict[str, Array] = {}
+    cols: dict[str, Column] = {}
     for d in ALPHA_WINDOWS:
-        hi_d, lo_d = rolling_max(b.h, d, off), rolling_min(b.lo, d, off)
-        abs_sum = rolling_sum(np.abs(b.delta), d, off) + EPS
-        qtlu, qtld = rolling_quantiles(c, d, (0.8, 0.2))
-        cols.update(
-            {
-                f"ROC{d}": lag(c, d) / c,
-                f"MA{d}": b.mean(c, d) / c,
-                f"STD{d}": b.std(c, d, 0) / c,
-                f"MAX{d}": hi_d / c,
-                f"MIN{d}": lo_d / c,
-                f"QTLU{d}": qtlu / c,
-                f"QTLD{d}": qtld / c,
-                f"RSV{d}": (c - lo_d) / (hi_d - lo_d + EPS),
-                f"CORR{d}": rolling_corr(c, b.log_volume, d, off, b.memo),
-                f"CNTP{d}": b.mean(up, d),
-                f"CNTN{d}": b.mean(down, d),
-                f"SUMP{d}": rolling_sum(gain, d, off) / abs_sum,
-                f"SUMN{d}": rolling_sum(loss, d, off) / abs_sum,
-            }
-        )
+        cols.update(_alpha158_window(b, d, up, down, gain, loss))
     return cols
+
+
+def _alpha158_window(b: _Bars, d: int, up: Array, down: Array, gain: Array, loss: Array) -> dict[str, Column]:
+    c, off = b.c, b.offset
+    hi = cache(partial(rolling_max, b.h, d, off))
+    lo = cache(partial(rolling_min, b.lo, d, off))
+    abs_sum = cache(lambda: rolling_sum(np.abs(b.delta), d, off) + EPS)
+    qtl = cache(partial(rolling_quantiles, c, d, (0.8, 0.2)))
+    return {
+        f"ROC{d}": lambda: lag(c, d) / c,
+        f"MA{d}": lambda: b.mean(c, d) / c,
+        f"STD{d}": lambda: b.std(c, d, 0) / c,
+        f"MAX{d}": lambda: hi() / c,
+        f"MIN{d}": lambda: lo() / c,
+        f"QTLU{d}": lambda: qtl()[0] / c,
+        f"QTLD{d}": lambda: qtl()[1] / c,
+        f"RSV{d}": lambda: (c - lo()) / (hi() - lo() + EPS),
+        f"CORR{d}": lambda: rolling_corr(c, b.log_volume, d, off, b.memo),
+        f"CNTP{d}": lambda: b.mean(up, d),
+        f"CNTN{d}": lambda: b.mean(down, d),
+        f"SUMP{d}": lambda: rolling_sum(gain, d, off) / abs_sum(),
+        f"SUMN{d}": lambda: rolling_sum(loss, d, off) / abs_sum(),
+    }
 
 
 def _robust(b: _Bars) -> dict[str, Array]:
@@ -406,7 +433,13 @@ def _context_of(b: _Bars, resume: Mapping[str, float]) -> int:
 
 
 # Each family and the columns it produces, so a caller asking for a subset computes only that.
-_FAMILIES: tuple[Callable[[_Bars], dict[str, Array]], ...] = (_returns, _averages, _candle_shapes, _alpha158, _robust)
+_FAMILIES: tuple[Callable[[_Bars], Mapping[str, Column]], ...] = (
+    _returns,
+    _averages,
+    _candle_shapes,
+    _alpha158,
+    _robust,
+)
 
 
 def compute(
@@ -435,7 +468,7 @@ def compute(
     wanted = set(FEATURE_NAMES) if only is None else set(only)
     for family in _FAMILIES:
         produced = family(b) if wanted & _family_names(family) else {}
-        cols.update({name: col for name, col in produced.items() if name in wanted})
+        cols.update({name: col() if callable(col) else col for name, col in produced.items() if name in wanted})
     cols.update(_recursive(b, resume))
     bar_no = np.arange(1, len(b.c) + 1) + offset
     for name in wanted & set(FEATURE_NAMES):
@@ -466,10 +499,10 @@ def _check_resume(context: int, resume: Mapping[str, float] | None, n: int) -> i
     return bar_no - context
 
 
-_NAMES_CACHE: dict[Callable[[_Bars], dict[str, Array]], frozenset[str]] = {}
+_NAMES_CACHE: dict[Callable[[_Bars], Mapping[str, Column]], frozenset[str]] = {}
 
 
-def _family_names(family: Callable[[_Bars], dict[str, Array]]) -> frozenset[str]:
+def _family_names(family: Callable[[_Bars], Mapping[str, Column]]) -> frozenset[str]:
     """The columns a family produces, found once by running it on a short probe series."""
     if family not in _NAMES_CACHE:
         probe = np.linspace(1.0, 2.0, 4)
