@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -51,6 +50,7 @@ from lakehouse import delta_io
 from lakehouse.feature_spec import FEATURE_NAMES, FEATURES
 from lakehouse.sources.synthetic import synthetic_candles, synthetic_symbols
 from lakehouse.tables import Table, gold_features
+from tests.benchmarks.cli import write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CANDLE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
@@ -475,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         goal_met_full=None if not results.get("spark_full_s") else results["spark_full_s"] <= GOAL_FULL_S,
     )
     report = {"config": vars(args), "machine": machine_info(spark), "results": results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    write_report(out, report)
     print_table(results, args)
     log(f"wrote {out}")
     spark.stop()

@@ -58,6 +58,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from lakehouse.config import LakeConfig
 from lakehouse.sources.synthetic import bar_times, synthetic_symbols
+from tests.benchmarks.cli import parse_known, write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOBS = ("ingest_candles", "build_silver", "build_features")
@@ -370,11 +371,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up append")
     p.add_argument("--cache-dir", default="build/bench/incremental")
     p.add_argument("--out", default="build/bench/incremental.json")
-    # `make bench` passes one BENCH_ARGS to every benchmark (its default, --full-timeout, is
-    # bench_features'): say what is ignored rather than fail.
-    args, ignored = p.parse_known_args(argv)
-    if ignored:
-        print(f"ignoring arguments not meant for this benchmark: {' '.join(ignored)}", file=sys.stderr)
+    args = parse_known(p, argv)
     try:
         args.sizes = sorted({int(b) for b in args.bars.split(",") if b.strip()})
     except ValueError:
@@ -445,8 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal_ratio": GOAL_RATIO,
         "goal_met": ratios["total"] <= GOAL_RATIO if ratios else None,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    write_report(out, report)
     print_table(report, args)
     log(f"wrote {out}")
     spark.stop()

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from pyspark.sql import SparkSession
 from lakehouse.config import LakeConfig
 from lakehouse.jobs import build_silver, ingest_candles
 from lakehouse.spark import get_spark
+from tests.benchmarks.cli import parse_known
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,10 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bars", type=int, default=2_000)
     parser.add_argument("--lake", default=str(REPO_ROOT / "build" / "bench" / "silver_lake"))
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    # `make bench-silver` passes BENCH_ARGS, whose default (--full-timeout) is bench_features'.
-    args, ignored = parser.parse_known_args(argv)
-    if ignored:
-        print(f"ignoring arguments not meant for this benchmark: {' '.join(ignored)}", file=sys.stderr)
+    args = parse_known(parser, argv)
 
     shutil.rmtree(args.lake, ignore_errors=True)
     spark = get_spark("bench-silver")

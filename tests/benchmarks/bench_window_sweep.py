@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import sys
@@ -46,6 +45,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from lakehouse.feature_math import rolling_mean, rolling_std
 from tests.benchmarks.bench_features import candles_parquet, timed_noop
+from tests.benchmarks.cli import parse_known, write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOAL_RATIO = 1.3
@@ -161,11 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--partitions", type=int, default=8, help="spark.sql.shuffle.partitions (as bench_features)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", default="build/bench/window_sweep.json")
-    # `make bench` passes one BENCH_ARGS to every benchmark (its default, --full-timeout, is
-    # bench_features'): say what is ignored rather than fail.
-    args, ignored = p.parse_known_args(argv)
-    if ignored:
-        print(f"ignoring arguments not meant for this benchmark: {' '.join(ignored)}", file=sys.stderr)
+    args = parse_known(p, argv)
     try:
         args.window_list = sorted({int(w) for w in args.windows.split(",") if w.strip()})
     except ValueError:
@@ -225,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    write_report(out, report)
     print_table(results, args)
     log(f"wrote {out}")
     spark.stop()
