@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-pooling clean clean-lake serve serving-requirements serving-size bench-api query synth lambda-layer bootstrap deploy destroy
+.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ dq-report: setup ## print the path of the latest data-quality HTML report
 docs: setup ## regenerate the feature table of docs/features.md from lakehouse/feature_spec.py
 	$(PY) -m lakehouse.feature_spec --update-docs docs/features.md
 
-bench: bench-features bench-window-sweep bench-incremental bench-pooling bench-api ## all benchmarks (not part of `make test`)
+bench: bench-features bench-window-sweep bench-incremental bench-train bench-pooling bench-api ## all benchmarks (not part of `make test`)
 
 bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows (BENCH_ARGS="--symbols 50 --bars 2000")
 	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_features $(BENCH_ARGS)
@@ -82,6 +82,9 @@ bench-incremental: setup ## append one bar to 200 symbols × 1,000 and × 10,000
 
 bench-silver: setup ## build_silver alone: full build, one more bar, nothing new (bronze rows read and seconds)
 	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_silver $(BENCH_ARGS)
+
+bench-train: setup ## training driver peak RSS and time on ≥ 5 M synthetic gold rows: toPandas vs the row cap vs xgboost.spark
+	CANDLELAKE_JAVA_OPTS="" CANDLELAKE_DRIVER_MEMORY=6g $(PY) -m tests.benchmarks.bench_train $(BENCH_ARGS)
 
 bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
 	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)
@@ -132,6 +135,19 @@ serving-size: setup ## install the serving set as Lambda would get it; fail at �
 
 bench-api: setup serving-size ## /predict p50/p99 through the Lambda handler and cold start (after `make run`)
 	$(PY) -m tests.benchmarks.bench_api $(ARGS)
+
+# --- MLflow (optional tracking of training runs, docs/mlflow.md) -----------------------------------
+# The folder `MLFLOW_TRACKING_URI=mlruns make run` fills: a SQLite store (mlflow.db) and artifacts/.
+# Job execution (GenAI scorers) is off: browsing runs needs none of its 7 background processes.
+MLFLOW_DIR ?= mlruns
+MLFLOW_VERSION := 3.17.2
+
+mlflow-ui: setup ## the full MLflow UI on http://127.0.0.1:5000 over mlruns/ (MLFLOW_DIR=…), apart from .venv
+	@mkdir -p $(MLFLOW_DIR)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
+		$(UV) tool run --from "mlflow==$(MLFLOW_VERSION)" mlflow ui \
+		--backend-store-uri sqlite:///$(abspath $(MLFLOW_DIR))/mlflow.db \
+		--default-artifact-root $(abspath $(MLFLOW_DIR))/artifacts --host 127.0.0.1 --port 5000 --workers 1
 
 # --- Athena named queries, run locally ------------------------------------------------------------
 NAME ?=

@@ -16,7 +16,17 @@ JOB = train_models.JOB
 def _settings(args: argparse.Namespace) -> TrainSettings:
     lstm = LSTMSettings(window=args.window, epochs=args.epochs, hidden=args.hidden, accelerator=args.accelerator)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else ()
-    return TrainSettings(args.interval, args.folds, args.test_bars, args.gap, args.train_seed, models, lstm)
+    return TrainSettings(
+        args.interval,
+        args.folds,
+        args.test_bars,
+        args.gap,
+        args.train_seed,
+        models,
+        lstm,
+        max_rows=args.train_max_rows,
+        spark_workers=args.spark_workers,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--gap", type=int, default=d.gap, help="timestamps between training and test (≥ 1, the horizon)")
     group.add_argument("--train-seed", "--train_seed", type=int, default=d.seed, help="seed of every model")
     group.add_argument("--models", default="", help="comma-separated subset, e.g. direction_logistic,return_lstm")
+    group.add_argument(
+        "--train-max-rows",
+        "--train_max_rows",
+        type=int,
+        default=d.max_rows,
+        help="rows the driver-side models (scikit-learn, LSTM) may hold, each symbol's newest first; "
+        "xgboost_spark trains on every row",
+    )
+    group.add_argument(
+        "--spark-workers",
+        "--spark_workers",
+        type=int,
+        default=d.spark_workers,
+        help="xgboost.spark workers (at most Spark's task slots; Glue auto-scaling must be off)",
+    )
     group.add_argument(
         "--epochs", type=int, default=ld.epochs, help="LSTM maximum epochs (early stopping may end sooner)"
     )

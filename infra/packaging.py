@@ -15,7 +15,20 @@ from infra.settings import REPO
 # Glue 5.1 ships pyspark, pandas, numpy, pyarrow and boto3; these are installed per job run from
 # PyPI at the versions requirements.lock pins (what the tests ran with).
 GLUE_MODULES_COMMON = ("great-expectations", "tenacity", "yfinance", "scipy", "delta-spark")
-GLUE_MODULES_ML = ("scikit-learn", "joblib", "skl2onnx", "onnx", "onnxruntime", "matplotlib", "torch", "lightning")
+GLUE_MODULES_ML = (
+    "scikit-learn",
+    "joblib",
+    "skl2onnx",
+    "onnx",
+    "onnxruntime",
+    "matplotlib",
+    "torch",
+    "lightning",
+    # xgboost.spark trains on the job's executors; barrier stages need a fixed executor count (Glue
+    # auto-scaling off), which the train job's definition keeps.
+    "xgboost-cpu",
+    "onnxmltools",
+)
 ML_JOBS = ("train_models", "export_models")
 # CPU wheels of torch (the PyPI ones carry CUDA libraries, gigabytes Glue has no use for).
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"

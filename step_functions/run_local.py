@@ -37,7 +37,7 @@ from step_functions.moto_glue import MOTO_CONFIG, JobFunction, LocalGlue, parse_
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/candlelake-local"
-TRAIN_FIELDS = ("interval", "folds", "test_bars", "gap", "epochs", "window")
+TRAIN_FIELDS = ("interval", "folds", "test_bars", "gap", "epochs", "window", "max_rows", "spark_workers")
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Lake settings that are not execution input (the ASL passes no such argument): on AWS they are the
 # Glue jobs' DefaultArguments; locally every job gets them as flags, or `--synthetic-bars 700` would

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakecontract.objectstore import ObjectStore
@@ -22,12 +23,13 @@ from lakehouse import delta_io
 from lakehouse.config import LakeConfig
 from lakehouse.jobs import export_models, train_models
 from lakehouse.ml import dataset, export, lstm
-from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, matrix
+from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES, TrainingData, matrix
 from lakehouse.ml.evaluate import evaluate
 from lakehouse.ml.export import ExportFailed, latest_version
 from lakehouse.ml.family import ModelFamily
 from lakehouse.ml.lstm import LSTMFamily
 from lakehouse.ml.models import SKLEARN_MODELS, SklearnFamily
+from lakehouse.ml.spark_xgb import SparkXGBFamily
 from lakehouse.ml.splits import Fold, walk_forward
 from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
 from tests.ml_lake import QUIET, SMALL, T0, PublishedLake, copy_lake
@@ -66,6 +68,8 @@ def test_registry_holds_every_algorithm_with_baselines_and_lineage(spark, traine
     assert {(r["task"], r["algorithm"]) for r in rows} == {
         *((s.task, s.algorithm) for s in SKLEARN_MODELS),
         ("return", "lstm"),
+        ("direction", "xgboost_spark"),
+        ("return", "xgboost_spark"),
     }
     for r in rows:
         assert r["key_metric"] in r["metrics"] and r["key_metric"] in r["baselines"]
@@ -137,6 +141,46 @@ def test_onnx_with_onnxruntime_alone_reproduces_the_native_model(trained, task):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("task", ["direction", "return"])
+def test_xgboost_spark_onnx_matches_its_booster_on_every_gold_row(spark, trained, task):
+    """The trained (not only the published) xgboost.spark artifacts: the booster read back from model.json
+    and the ONNX graph agree ≤ 1e-5 on every warm gold row, as export requires of a published model."""
+    import onnxruntime as ort
+    import xgboost
+
+    cfg, version, _ = trained
+    registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, cfg.resolved_root)
+    (row,) = registry.where(
+        f"model_version = '{version}' AND algorithm = 'xgboost_spark' AND task = '{task}'"
+    ).collect()
+    io_spec = json.loads(Path(row.artifact_uri, "io.json").read_text())
+    assert io_spec["kind"] == "xgboost" and io_spec["features"] == list(MODEL_FEATURES)
+    booster = xgboost.Booster(model_file=str(Path(row.artifact_uri, "model.json")))
+    assert booster.num_boosted_rounds() == int(row.params["n_estimators"])
+    x = matrix(dataset.load(spark, cfg.resolved_root, "1d", log=lambda *_: None).frame)
+    session = ort.InferenceSession(str(Path(row.artifact_uri, "model.onnx")), providers=["CPUExecutionProvider"])
+    got = session.run([io_spec["output"]], {io_spec["input"]: x})[0][:, io_spec["column"]]
+    expected = booster.inplace_predict(x)
+    assert len(x) > 1000 and np.ptp(expected) > 0  # many rows, and a model that is not a constant
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_the_row_cap_keeps_each_symbols_newest_rows_as_float32(spark, trained):
+    cfg, _, _ = trained
+    full = dataset.load(spark, cfg.resolved_root, "1d", log=lambda *_: None, dtype=np.float64).frame
+    lines: list[str] = []
+    capped = dataset.load(spark, cfg.resolved_root, "1d", log=lines.append, max_rows=300)
+    assert len(capped.frame) == 300 and capped.rows_available == len(full)
+    assert capped.frame[list(MODEL_FEATURES)].dtypes.eq(np.float32).all()
+    assert any("300 of" in line and "newest 100" in line for line in lines), lines
+    for symbol, rows in capped.frame.groupby("symbol"):
+        newest = full[full["symbol"] == symbol].sort_values("ts").tail(100)
+        assert rows["ts"].tolist() == newest["ts"].tolist()
+        np.testing.assert_array_equal(matrix(rows), matrix(newest))
+        np.testing.assert_array_equal(rows["label_ret_1"].to_numpy(), newest["label_ret_1"].to_numpy())
+    assert capped.frame["ts"].is_monotonic_increasing
+
+
 def test_lstm_onnx_matches_native_for_any_batch_size(spark, trained):
     import onnxruntime as ort
 
@@ -169,6 +213,7 @@ LEAK_SPECS: dict[str, ModelFamily] = {
     "logistic": next(s for s in SKLEARN_MODELS if s.name == "direction_logistic"),  # scaler in a Pipeline
     "random_forest": next(s for s in SKLEARN_MODELS if s.name == "return_random_forest"),
     "lstm": LSTMFamily(SMALL.lstm),  # its scaler lives in the module's buffers
+    "xgboost_spark": SparkXGBFamily("direction"),  # reads Spark rows by a filter on ts, not the driver's slice
 }
 
 
@@ -182,9 +227,10 @@ def fold_one(spark, trained) -> tuple[Any, Any, Fold]:
     after = (labeled["ts"] > fold.train_end).to_numpy()
     assert after[fold.test].all() and not after[fold.train].any()
     rng = np.random.default_rng(0)
-    columns = list(dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES, "label_ret_1"]))
+    inputs = list(dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES]))  # float32 on the driver
     scrambled = labeled.copy()
-    scrambled.loc[after, columns] = rng.normal(1.0, 0.5, (int(after.sum()), len(columns)))
+    scrambled.loc[after, inputs] = rng.normal(1.0, 0.5, (int(after.sum()), len(inputs))).astype(np.float32)
+    scrambled.loc[after, "label_ret_1"] = rng.normal(0.0, 0.02, int(after.sum()))
     scrambled.loc[after, "label_up"] = rng.integers(0, 2, int(after.sum())).astype(float)
     assert not np.allclose(matrix(scrambled.iloc[fold.test]), matrix(labeled.iloc[fold.test]))
     return labeled, scrambled, fold
@@ -192,8 +238,11 @@ def fold_one(spark, trained) -> tuple[Any, Any, Fold]:
 
 def _probe(family: ModelFamily, frame: Any, fold: Fold, probe: Any) -> np.ndarray:
     """Fit `family` walk-forward on fold's training rows of `frame`, then predict a fixed probe set that does not
-    depend on `frame`: the ORIGINAL test rows of `probe` (the LSTM reads their windows from `probe`)."""
-    fitted = evaluate(family, frame, [fold], "1d", 7, SMALL.gap, **QUIET).model
+    depend on `frame`: the ORIGINAL test rows of `probe` (the LSTM reads their windows from `probe`). A family that
+    fits on the cluster gets `frame` as Spark rows too, which it filters on ts itself."""
+    rows = SparkSession.getActiveSession().createDataFrame(frame) if family.fits_on_cluster else None
+    data = TrainingData(frame, "1d", "test", None, rows=rows)
+    fitted = evaluate(family, data, [fold], 7, SMALL.gap, **QUIET).model
     return family.predict_rows(fitted, probe, fold.test)
 
 
@@ -231,6 +280,13 @@ def _leak(name: str, frame: Any, fold: Fold, monkeypatch: pytest.MonkeyPatch) ->
             return honest_fit(family, frame.iloc[rows], seed, gap)
 
         monkeypatch.setattr(SklearnFamily, "fit", fit_with_test_rows)
+    elif name == "xgboost_spark":  # the Spark filter runs to the end of the test block, not of the training rows
+
+        def fit_through_the_test_block(family, data, fold_, seed, gap):
+            train = data.rows.where(F.col("ts") <= F.lit(fold_.test_end.to_pydatetime()))
+            return family._fit(train.where(F.col("label_up").isNotNull()), seed)
+
+        monkeypatch.setattr(SparkXGBFamily, "fit_fold", fit_through_the_test_block)
     else:  # the LSTM's in-module normaliser fitted on every bar of the frame
 
         def module_scaled_on_all_rows(n, settings, mean, std, target_scale):

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lakehouse.ml import metrics
 from lakehouse.ml.export import beats_baseline, choose, scored_rows, signal
@@ -154,6 +156,47 @@ def test_return_metrics_against_hand_computed_values():
     assert persistence["directional_accuracy"] == pytest.approx(1 / 4)  # "not up" is right on the one down bar
 
 
+def test_rank_ic_by_hand_on_a_tiny_cross_section():
+    """Day 1 ranks agree exactly (IC 1); day 2 swaps one adjacent pair: 1 − 6·Σd²/(n(n²−1)) = 1 − 12/990.
+    Day 3 has 3 symbols (< 10: left out); day 4's predictions are all tied (no correlation: left out)."""
+    ten = [f"S{i}" for i in range(10)]
+    days = {
+        "2024-01-01": (list(range(10)), [0.01 * i for i in range(10)]),
+        "2024-01-02": (list(range(10)), [0.01 * i for i in (1, 0, 2, 3, 4, 5, 6, 7, 8, 9)]),
+        "2024-01-04": ([0.0] * 10, [0.01 * i for i in range(10)]),
+    }
+    parts = [pd.DataFrame({"ts": day, "symbol": ten, "pred": p, "label_ret_1": a}) for day, (p, a) in days.items()]
+    parts.append(pd.DataFrame({"ts": "2024-01-03", "symbol": ten[:3], "pred": [1, 2, 3], "label_ret_1": [3, 2, 1]}))
+    frame = pd.concat(parts).sample(frac=1, random_state=0)  # any row order
+    model, baseline = metrics.rank_ic(frame, frame["pred"].to_numpy())
+    day2 = 1 - 12 / 990
+    std = (1 - day2) / math.sqrt(2)
+    assert model["rank_ic_days"] == 2
+    assert model["rank_ic"] == pytest.approx((1 + day2) / 2, rel=1e-12)
+    assert model["rank_ic_ir"] == pytest.approx((1 + day2) / 2 / std, rel=1e-9)
+    assert model["rank_ic_t"] == pytest.approx((1 + day2) / 2 / std * math.sqrt(2), rel=1e-9)
+    assert baseline == {"rank_ic": 0.0, "rank_ic_ir": 0.0, "rank_ic_t": 0.0, "rank_ic_days": 2.0}
+
+
+def test_rank_ic_equals_scipys_spearman_per_day_with_ties_and_is_nan_without_a_cross_section():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "ts": np.repeat(np.arange(6), 25),
+            "pred": rng.integers(0, 8, 150).astype(float),  # many ties
+            "label_ret_1": rng.normal(0, 0.01, 150),
+        }
+    )
+    daily = [spearmanr(g["pred"], g["label_ret_1"]).statistic for _, g in frame.groupby("ts")]
+    model, _ = metrics.rank_ic(frame, frame["pred"].to_numpy())
+    assert model["rank_ic"] == pytest.approx(np.mean(daily), rel=1e-12)
+    assert model["rank_ic_ir"] == pytest.approx(np.mean(daily) / np.std(daily, ddof=1), rel=1e-9)
+    small, base = metrics.rank_ic(frame[frame["ts"] == 0].head(9), np.zeros(9))
+    assert small["rank_ic_days"] == 0 and math.isnan(small["rank_ic"]) and math.isnan(base["rank_ic"])
+
+
 def test_persistence_mase_is_one_on_its_own_scale_rows_and_a_perfect_forecast_scores_zero():
     frame = _frame(symbols=("A",), bars=50).dropna().sort_values("ts")
     scales = metrics.symbol_scales(frame)
@@ -254,16 +297,27 @@ def test_export_scores_the_holdout_block_and_every_symbols_newest_bar():
     ]
 
 
-def test_prepare_reports_the_rows_it_drops_through_the_log_it_is_given(capsys):
-    """The job's `log` carries the line (the jobs print nothing themselves), and exactly the one
-    row with a non-finite feature goes."""
-    from lakehouse.ml import dataset
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 500), min_size=1, max_size=12), st.integers(1, 3000))
+def test_the_row_cap_gives_every_symbol_its_newest_rows_up_to_one_shared_limit(sizes, cap):
+    """Σ min(n_s, L) ≤ cap, and L is the largest such limit: one more bar each would break the cap
+    (a symbol with less history leaves its share to the others)."""
+    from lakehouse.ml.dataset import per_symbol_limit
 
-    features = {name: [1.0, 2.0, 3.0] for name in dataset.MODEL_FEATURES}
-    features[dataset.MODEL_FEATURES[0]] = [1.0, float("inf"), 3.0]
-    frame = pd.DataFrame({"ts": [3, 1, 2], "symbol": ["A", "A", "A"], "label_up": [1.0, 0.0, None], **features})
-    lines: list[str] = []
-    prepared = dataset.prepare(frame, lines.append)
-    assert prepared["ts"].tolist() == [2, 3]
-    assert lines == ["[train] dropping 1 warm row(s) with a non-finite feature"]
-    assert capsys.readouterr().out == ""
+    counts = {f"S{i}": n for i, n in enumerate(sizes)}
+    limit = per_symbol_limit(counts, cap)
+    if limit is None:
+        assert sum(sizes) <= cap
+        return
+    assert sum(min(n, limit) for n in sizes) <= cap < sum(sizes)
+    assert sum(min(n, limit + 1) for n in sizes) > cap
+
+
+def test_the_row_cap_by_hand():
+    from lakehouse.ml.dataset import per_symbol_limit
+
+    assert per_symbol_limit({"A": 10, "B": 100, "C": 100}, 1000) is None
+    assert per_symbol_limit({"A": 10, "B": 100, "C": 100}, 110) == 50  # A keeps 10, B and C 50 each
+    assert per_symbol_limit({"A": 10, "B": 100}, 1) == 0  # fewer rows than symbols: nothing fits evenly
+    with pytest.raises(ValueError, match="at least 1"):
+        per_symbol_limit({"A": 1}, 0)

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from lakehouse.ml import catalogue
+from lakehouse.ml.dataset import TrainingData
 from lakehouse.ml.evaluate import evaluate
 from lakehouse.ml.export import family_of, verify_models
 from lakehouse.ml.family import ModelFamily
@@ -111,7 +112,7 @@ def test_a_third_family_is_evaluated_and_its_artifacts_pass_the_export_check(tas
     frame = _frame()
     folds = walk_forward(frame["ts"], n_folds=2, test_bars=20, gap=2)
     family = ConstantFamily(task)
-    result = evaluate(family, frame, folds, "1d", seed=0, gap=2, log=lambda *_: None)
+    result = evaluate(family, TrainingData(frame, "1d", "test", None), folds, seed=0, gap=2, log=lambda *_: None)
 
     label = "label_up" if task == "direction" else "label_ret_1"
     holdout_train = frame.iloc[folds[-1].train]
@@ -169,7 +170,7 @@ def test_a_third_family_trains_and_exports_through_the_job_bodies(spark, publish
     from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
     from tests.ml_lake import QUIET, SMALL, copy_lake
 
-    monkeypatch.setattr(catalogue, "candidates", lambda lstm: [ConstantFamily("direction"), ConstantFamily("return")])
+    monkeypatch.setattr(catalogue, "candidates", lambda *_: [ConstantFamily("direction"), ConstantFamily("return")])
     monkeypatch.setitem(catalogue.KINDS, ConstantFamily.kind, ConstantFamily)
     cfg = copy_lake(published_lake, tmp_path)
     root = cfg.resolved_root

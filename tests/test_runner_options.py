@@ -61,6 +61,8 @@ REACHES: dict[str, Reaches] = {
     "train_gap": Reaches(("--train-gap", "3"), "--gap", "3", ("train_models",)),
     "train_epochs": Reaches(("--train-epochs", "7"), "--epochs", "7", ("train_models",)),
     "train_window": Reaches(("--train-window", "11"), "--window", "11", ("train_models",)),
+    "train_max_rows": Reaches(("--train-max-rows", "123456"), "--train-max-rows", "123456", ("train_models",)),
+    "train_spark_workers": Reaches(("--train-spark-workers", "2"), "--spark-workers", "2", ("train_models",)),
     # the execution name is every job's run id ($$.Execution.Name)
     "name": Reaches(("--name", "every-option"), "--run-id", "every-option", DAILY_JOBS),
     # lake settings no ASL argument carries: every job's default arguments (the defect)

@@ -15,6 +15,8 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lakecontract.artifacts import FEATURES, LATEST, MANIFEST, MODELS_DIR, REGISTRY, sha256
 from lakecontract.constants import TASKS
 from lakecontract.objectstore import ObjectStore
@@ -125,7 +127,8 @@ def _snapshot(
     from lakehouse.ml import dataset
 
     try:
-        data = dataset.load(spark, cfg.resolved_root, interval, cfg.symbols, log)
+        # float64: features.json keeps gold's numbers exactly (the models cast to float32 themselves)
+        data = dataset.load(spark, cfg.resolved_root, interval, cfg.symbols, log, dtype=np.float64)
     except (FileNotFoundError, dataset.NoRowsForSymbols) as exc:
         raise ExportFailed(str(exc)) from None
     features = tuple(name for row in chosen.values() for name in row["features"])

@@ -10,6 +10,7 @@ for artifacts, registry rows and the leaderboard; evaluate.py for the folds).
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,28 +52,49 @@ def run(
 ) -> JobSummary:
     """Train and evaluate every candidate on `settings.interval`'s gold features."""
     from lakehouse import delta_io
-    from lakehouse.ml import plots
+    from lakehouse.ml import dataset, plots, tracking
     from lakehouse.tables import GOLD_MODEL_REGISTRY
 
     model_version = f"{now:%Y%m%dT%H%M%S}Z"
     root = cfg.resolved_root
     started = time.monotonic()
     data, folds = _training_rows(spark, cfg, settings, log)
-    results = [_evaluated(family, data, folds, settings, log) for family in _candidates(settings)]
+    results = _evaluated_all(_candidates(settings), data, folds, settings, log)
     rows = _write_artifacts(results, data, cfg, settings, model_version, run_id, now)
     reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
-    for name, png in plots.render(results).items():
+    pngs = plots.render(results)
+    for name, png in pngs.items():
         reports.write_bytes(name, png, "image/png")
     written = delta_io.append(spark, spark.createDataFrame(rows, GOLD_MODEL_REGISTRY.schema), GOLD_MODEL_REGISTRY, root)
     log(f"[train] leaderboard (holdout fold {folds[-1].test_start:%Y-%m-%d}…{folds[-1].test_end:%Y-%m-%d}):")
     log(leaderboard(rows))
     log(f"[train] plots: {reports.uri()}")
+    tracking.log_training(  # MLflow, when MLFLOW_TRACKING_URI is set; the registry above stays the record
+        rows,
+        pngs,
+        model_version=model_version,
+        table=data.table,
+        table_version=data.table_version,
+        settings=asdict(settings),
+        log=log,
+    )
+    peak = dataset.peak_rss_bytes() / 2**20
+    log(
+        f"[train] driver rows used {len(data.frame):,} of {data.rows_available:,} available "
+        f"(--train-max-rows {settings.max_rows:,}); driver peak RSS {peak:,.0f} MiB (Python; the JVM apart)"
+    )
     return JobSummary(
         JOB,
         rows_read=len(data.frame),
         rows_written=written.rows_inserted,
         versions={data.table: data.table_version, GOLD_MODEL_REGISTRY.name: written.version},
-        details={"model_version": model_version, "models": len(rows), "seconds": round(time.monotonic() - started, 1)},
+        details={
+            "model_version": model_version,
+            "models": len(rows),
+            "rows_available": data.rows_available,
+            "peak_rss_mib": round(peak),
+            "seconds": round(time.monotonic() - started, 1),
+        },
     )
 
 
@@ -84,8 +106,8 @@ def _training_rows(
 
     started = time.monotonic()
     try:
-        data = dataset.load(spark, cfg.resolved_root, settings.interval, cfg.symbols, log)
-    except (FileNotFoundError, dataset.NoRowsForSymbols) as exc:
+        data = dataset.load(spark, cfg.resolved_root, settings.interval, cfg.symbols, log, settings.max_rows)
+    except (FileNotFoundError, dataset.NoRowsForSymbols, ValueError) as exc:
         raise TrainingFailed(str(exc)) from None
     labeled = data.labeled
     log(
@@ -96,7 +118,7 @@ def _training_rows(
     try:
         folds = walk_forward(labeled["ts"], settings.folds, settings.test_bars, settings.gap)
     except ValueError as exc:
-        raise TrainingFailed(f"{data.table}: {exc}") from None
+        raise TrainingFailed(f"{data.table}: {exc} (or raise --train-max-rows)") from None
     for fold in folds:
         log(f"[train] {fold.describe()}")
     return data, folds
@@ -104,7 +126,7 @@ def _training_rows(
 
 def _candidates(settings: TrainSettings) -> list[ModelFamily]:
     """Every family of the catalogue, or the ones `settings.models` names (an unknown name is an error)."""
-    families = catalogue.candidates(settings.lstm)
+    families = catalogue.candidates(settings.lstm, settings.spark_workers)
     if not settings.models:
         return families
     unknown = set(settings.models) - {f.name for f in families}
@@ -113,10 +135,24 @@ def _candidates(settings: TrainSettings) -> list[ModelFamily]:
     return [f for f in families if f.name in settings.models]
 
 
+def _evaluated_all(
+    families: list[ModelFamily], data: TrainingData, folds: list[Fold], settings: TrainSettings, log: Log
+) -> list[ModelResult]:
+    """Every family's result, in `families` order. Families that fit on the cluster are evaluated in a
+    thread of their own while the driver fits the others: the driver only waits on their Spark jobs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data.labeled  # noqa: B018 — cut the labeled rows once, before two threads ask for them
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-fit") as pool:
+        remote = {f.name: pool.submit(_evaluated, f, data, folds, settings, log) for f in families if f.fits_on_cluster}
+        local = {f.name: _evaluated(f, data, folds, settings, log) for f in families if not f.fits_on_cluster}
+        return [local[f.name] if f.name in local else remote[f.name].result() for f in families]
+
+
 def _evaluated(
     family: ModelFamily, data: TrainingData, folds: list[Fold], settings: TrainSettings, log: Log
 ) -> ModelResult:
-    result = evaluate(family, data.labeled, folds, data.interval, settings.seed, settings.gap, log=log)
+    result = evaluate(family, data, folds, settings.seed, settings.gap, log=log)
     log(f"[train] {family.name}: {len(folds)} fold(s) in {result.seconds:.1f}s")
     return result
 

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from lakecontract.constants import DIRECTION, RETURN
 from lakehouse.ml.family import ModelFamily
 from lakehouse.ml.lstm import LSTMFamily, LSTMSettings
 from lakehouse.ml.models import SKLEARN_MODELS, SklearnFamily
+from lakehouse.ml.spark_xgb import SparkXGBFamily
 
-KINDS: dict[str, type[ModelFamily]] = {SklearnFamily.kind: SklearnFamily, LSTMFamily.kind: LSTMFamily}
+KINDS: dict[str, type[ModelFamily]] = {
+    SklearnFamily.kind: SklearnFamily,
+    LSTMFamily.kind: LSTMFamily,
+    SparkXGBFamily.kind: SparkXGBFamily,
+}
 
 
-def candidates(lstm: LSTMSettings) -> list[ModelFamily]:
+def candidates(lstm: LSTMSettings, spark_workers: int = 1) -> list[ModelFamily]:
     """Every family a training run evaluates, in registry order (`--models` picks a subset by name)."""
-    return [*SKLEARN_MODELS, LSTMFamily(lstm)]
+    boosted = [SparkXGBFamily(task, spark_workers) for task in (DIRECTION, RETURN)]
+    return [*SKLEARN_MODELS, LSTMFamily(lstm), *boosted]
 
 
 def for_artifact(io_spec: dict[str, Any]) -> ModelFamily:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ import pandas as pd
 from lakehouse.feature_spec import FEATURE_NAMES
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import Column, SparkSession
+    from pyspark.sql import DataFrame as SparkFrame
 
 PRICE_LEVEL = re.compile(r"^(sma|ema|bb_mid|bb_upper|bb_lower)_\d+$|^(macd|macd_signal|macd_hist|atr_14|vol_sma_20)$")
 MODEL_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if not PRICE_LEVEL.match(n))
@@ -41,18 +43,28 @@ LSTM_FEATURES: tuple[str, ...] = (
 
 ID_COLUMNS = ("symbol", "ts", "close")
 LABEL_COLUMNS = ("label_up", "label_ret_1")
+PRICE_COLUMNS = ("open", "high", "low", "volume")
+
+DEFAULT_MAX_ROWS = 1_000_000
+"""`--train-max-rows`: what the driver-side models (scikit-learn, the LSTM) may hold. One million rows of
+99 float32 inputs are ~0.4 GB per copy; `driver_bytes_estimate` says what the whole job needs."""
 
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Warm gold rows of one interval, sorted by (ts, symbol); labels null on each symbol's last bar."""
+    """Warm gold rows of one interval on the driver, sorted by (ts, symbol); labels null on each symbol's last bar.
+
+    `frame` is bounded (`load`'s `max_rows`, newest rows of each symbol first); `rows` is the Spark
+    DataFrame of every usable warm row, not collected, for families that fit on the cluster."""
 
     frame: pd.DataFrame
     interval: str
     table: str
     table_version: int | None
+    rows: SparkFrame | None = None
+    rows_available: int | None = None
 
-    @property
+    @cached_property
     def labeled(self) -> pd.DataFrame:
         return self.frame[self.frame["label_up"].notna()].reset_index(drop=True)
 
@@ -66,21 +78,51 @@ class NoRowsForSymbols(LookupError):
     """The requested symbols have no warm gold rows; the message names the symbols the table holds."""
 
 
-def prepare(frame: pd.DataFrame, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Sort, type and drop rows an estimator cannot take (non-finite inputs), saying how many."""
-    frame = frame.sort_values(["ts", "symbol"]).reset_index(drop=True)
-    inputs = frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float64)
-    finite = np.isfinite(inputs).all(axis=1)
-    if not finite.all():
-        log(f"[train] dropping {int((~finite).sum())} warm row(s) with a non-finite feature")
-    frame = frame[finite].reset_index(drop=True)
-    frame["label_up"] = frame["label_up"].astype("Float64")
-    return frame
-
-
 def matrix(frame: pd.DataFrame, columns: tuple[str, ...] = MODEL_FEATURES) -> np.ndarray:
     """float32 inputs: tree ensembles split on float32 anyway, and ONNX then agrees to ~1e-7."""
     return frame[list(columns)].to_numpy(dtype=np.float32)
+
+
+def per_symbol_limit(counts: dict[str, int], max_rows: int) -> int | None:
+    """The largest L with Σ min(rows of s, L) ≤ max_rows: each symbol keeps its newest L rows, and a
+    symbol with less history leaves its share to the others. None when every row fits."""
+    if max_rows < 1:
+        raise ValueError(f"the row cap must be at least 1, got {max_rows}")
+    sizes = sorted(counts.values())
+    if sum(sizes) <= max_rows:
+        return None
+    left, remaining = max_rows, len(sizes)
+    for size in sizes:
+        share = left // remaining
+        if size > share:
+            return share
+        left -= size
+        remaining -= 1
+    return None  # unreachable: the sum exceeded max_rows
+
+
+def driver_bytes_estimate(rows: int, dtype: type = np.float32) -> int:
+    """What the driver holds for `rows` rows: the input matrix three times over (the Arrow batches as
+    they arrive, the filled array, one fold's training copy) plus the float64 ids and labels."""
+    width = np.dtype(dtype).itemsize * len(MODEL_FEATURES)
+    return rows * (3 * width + 8 * (len(ID_COLUMNS) + len(PRICE_COLUMNS) + len(LABEL_COLUMNS) + 2))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (the driver's Python; the JVM is a process of its own)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def finite_inputs(columns: tuple[str, ...] = MODEL_FEATURES) -> Column:
+    """True where every input is a number an estimator can take (NaN from pandas stays NaN in Spark, not null)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    checks = [F.col(c).isNotNull() & ~F.isnan(c) & (F.abs(c) != float("inf")) for c in columns]
+    return reduce(lambda a, b: a & b, checks)
 
 
 def load(
@@ -89,11 +131,16 @@ def load(
     interval: str,
     symbols: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    dtype: type = np.float32,
 ) -> TrainingData:
     """Read warm rows of gold/features_<interval> and the Delta version that was read.
 
+    At most `max_rows` rows reach the driver, each symbol's newest first (`per_symbol_limit`), as
+    `dtype` arrays filled from Arrow batches: no float64 pandas copy of the table on the way.
     Symbols that select no row are an error naming what the table holds: an empty frame would
     otherwise reach scikit-learn, whose "Found array with 0 sample(s)" says nothing of the cause."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
@@ -103,26 +150,65 @@ def load(
     if not delta_io.exists(spark, table, root):
         raise FileNotFoundError(f"{table.path(root)} does not exist: run build_features first")
     version = delta_io.version(spark, table, root)
-    df = spark.read.format("delta").option("versionAsOf", version).load(table.path(root)).where(F.col("is_warm"))
+    warm = spark.read.format("delta").option("versionAsOf", version).load(table.path(root)).where(F.col("is_warm"))
     if symbols:
-        df = df.where(F.col("symbol").isin(*symbols))
-    columns = [*ID_COLUMNS, "open", "high", "low", "volume", *MODEL_FEATURES, *LABEL_COLUMNS]
-    columns = list(dict.fromkeys(columns))
-    frame = cast(pd.DataFrame, df.select(*columns).toPandas())
-    if symbols and frame.empty:
-        held = sorted(
-            r["symbol"]
-            for r in spark.read.format("delta")
-            .option("versionAsOf", version)
-            .load(table.path(root))
-            .where(F.col("is_warm"))
-            .select("symbol")
-            .distinct()
-            .collect()
-        )
+        warm = warm.where(F.col("symbol").isin(*symbols))
+    finite = finite_inputs()
+    counts = warm.groupBy("symbol").agg(F.count("*").alias("n"), F.sum(finite.cast("int")).alias("usable")).collect()
+    if symbols and not counts:
+        every = spark.read.format("delta").option("versionAsOf", version).load(table.path(root))
+        held = sorted(r["symbol"] for r in every.where(F.col("is_warm")).select("symbol").distinct().collect())
         raise NoRowsForSymbols(
             f"{table.name}@v{version} has no warm rows for {', '.join(symbols)}; "
             f"it holds {', '.join(held) or 'no symbol'}"
         )
+    usable = {r["symbol"]: int(r["usable"] or 0) for r in counts}
+    dropped = sum(int(r["n"]) for r in counts) - sum(usable.values())
+    if dropped:
+        log(f"[train] dropping {dropped} warm row(s) with a non-finite feature")
+    rows = warm.where(finite)
+    limit = per_symbol_limit(usable, max_rows)
+    if limit == 0:
+        raise ValueError(f"a cap of {max_rows:,} rows is less than one row for each of {len(usable):,} symbols")
+    chosen = rows
+    if limit is not None:
+        newest = Window.partitionBy("symbol").orderBy(F.col("ts").desc())
+        chosen = rows.withColumn("_newest", F.row_number().over(newest)).where(F.col("_newest") <= limit)
+    n = sum(usable.values()) if limit is None else sum(min(c, limit) for c in usable.values())
+    frame = _collect(chosen.orderBy("ts", "symbol"), n, dtype)
+    available = sum(usable.values())
+    cap = f"cap {max_rows:,}" + ("" if limit is None else f": each symbol's newest {limit:,}")
+    log(f"[train] {table.name}@v{version}: {n:,} of {available:,} usable warm rows on the driver ({cap})")
+    return TrainingData(frame, interval, table.name, version, rows=rows, rows_available=available)
+
+
+def _collect(df: SparkFrame, n: int, dtype: type) -> pd.DataFrame:
+    """`df`'s rows as a frame whose MODEL_FEATURES block is one preallocated `dtype` array, filled
+    batch by batch from Arrow (each batch released once copied); ids, prices and labels float64."""
+    from pyspark.sql import functions as F
+
+    others = [*ID_COLUMNS, *PRICE_COLUMNS, *LABEL_COLUMNS]
+    spark_type = "float" if np.dtype(dtype) == np.float32 else "double"
+    df = df.select(*others, *[F.col(c).cast(spark_type).alias(c) for c in MODEL_FEATURES])
+    inputs: np.ndarray = np.empty((n, len(MODEL_FEATURES)), dtype=dtype)
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in others}
+    batches = df._collect_as_arrow(split_batches=True)  # pyspark 3.5's Arrow collect (public `toArrow` is Spark 4)
+    filled = 0
+    while batches:
+        batch = batches.pop(0)
+        size = batch.num_rows
+        if filled + size > n:
+            raise RuntimeError(f"the table changed while it was read: more than the {n:,} rows counted")
+        for j in range(len(MODEL_FEATURES)):
+            inputs[filled : filled + size, j] = batch.column(len(others) + j).to_numpy(zero_copy_only=False)
+        for j, name in enumerate(others):
+            parts[name].append(batch.column(j).to_pandas().to_numpy())
+        filled += size
+        del batch
+    frame = pd.DataFrame(inputs[:filled], columns=list(MODEL_FEATURES), copy=False)
+    for name in others:
+        values = np.concatenate(parts[name]) if parts[name] else np.empty(0)
+        frame[name] = values
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return TrainingData(prepare(frame, log), interval, table.name, version)
+    frame["label_up"] = frame["label_up"].astype("Float64")
+    return frame

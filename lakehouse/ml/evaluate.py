@@ -20,6 +20,7 @@ import pandas as pd
 
 from lakecontract.constants import DIRECTION
 from lakehouse.ml import metrics
+from lakehouse.ml.dataset import TrainingData
 from lakehouse.ml.family import ModelFamily
 from lakehouse.ml.splits import Fold
 
@@ -74,6 +75,9 @@ def score(task: str, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, 
         long = pred > 0.5
     else:
         model, base = metrics.return_metrics(test, pred, metrics.symbol_scales(train))
+        ic, ic_base = metrics.rank_ic(test, pred)
+        model.update(ic)
+        base.update(ic_base)
         long = pred > 0
     bt = metrics.backtest(test, long, interval)
     model.update({f"bt_{k}": v for k, v in bt["strategy"].items()})
@@ -83,19 +87,21 @@ def score(task: str, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, 
 
 def evaluate(
     family: ModelFamily,
-    labeled: pd.DataFrame,
+    data: TrainingData,
     folds: list[Fold],
-    interval: str,
     seed: int,
     gap: int = 5,
     log: Callable[[str], None] = print,
 ) -> ModelResult:
+    """`family` fitted on each fold's training rows and scored on its test block of `data.labeled`
+    (every family on the same test rows and baselines, wherever it fits)."""
     started = time.monotonic()
     results: list[FoldResult] = []
     model: Any = None
+    labeled, interval = data.labeled, data.interval
     for fold in folds:
         train = labeled.iloc[fold.train]
-        model = family.fit(train, seed, gap)
+        model = family.fit_fold(data, fold, seed, gap)
         test = labeled.iloc[fold.test]
         pred = family.predict_rows(model, labeled, fold.test)
         ok = ~np.isnan(pred)

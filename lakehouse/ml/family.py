@@ -15,10 +15,14 @@ Nothing in evaluate, train or export changes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from lakehouse.ml.dataset import TrainingData
+    from lakehouse.ml.splits import Fold
 
 
 class ModelFamily(ABC):
@@ -47,11 +51,21 @@ class ModelFamily(ABC):
         """The family of a published artifact, from its io.json: enough to load, predict and export
         (what it was fitted with comes back with `load`), not necessarily to fit again."""
 
+    fits_on_cluster: ClassVar[bool] = False
+    """True for a family whose fit runs on Spark's executors (the driver only waits): training may
+    evaluate it while the driver fits the others."""
+
     @abstractmethod
     def fit(self, train: pd.DataFrame, seed: int, gap: int) -> Any:
         """Fit on the rows of one training fold, and on nothing else: `train` is all the model may
         see. `gap` is the number of timestamps to leave between any internal fit and validation
         block (early stopping), as between a fold's training rows and its test block."""
+
+    def fit_fold(self, data: TrainingData, fold: Fold, seed: int, gap: int) -> Any:
+        """Fit on `fold`'s training rows of `data`. Driver-side families take the bounded frame's rows;
+        a family that fits on the cluster overrides this to read `data.rows` (every row, not
+        collected) up to `fold.train_end`."""
+        return self.fit(data.labeled.iloc[fold.train], seed, gap)
 
     @abstractmethod
     def predict(self, model: Any, x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,12 @@ a predicted return of 0) gets the same MASE on the same rows (≈ 1 in a calm ye
 beats persistence when its MASE is lower.
 Plus R² on returns and directional accuracy.
 
+Cross-section (return models, dates with ≥ 10 symbols): the daily rank IC — Spearman's correlation of
+predicted and realised next returns across symbols — its mean, ICIR (mean / std of the daily values)
+and t = ICIR·√days. The baseline is 0: persistence predicts 0 for every symbol, which ranks nothing.
+What the number means: qlib's Alpha158 with LightGBM reaches IC ≈ 0.045 on CSI300; on data with no
+signal the honest answer is ≈ 0, and with fewer than 10 symbols a date says too little to count.
+
 Backtest: long/flat on the next bar, 5 bp per position change, equal-weighted across symbols,
 versus buy-and-hold over the same bars.
 """
@@ -28,6 +34,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 BARS_PER_YEAR = {"1d": 252, "1h": 252 * 7, "5m": 252 * 78}
 EPS = 1e-15
+MIN_CROSS_SECTION = 10
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -99,6 +106,36 @@ def return_metrics(test: pd.DataFrame, pred_ret: np.ndarray, scales: dict[str, f
         }
 
     return scores(pred_ret), scores(np.zeros_like(pred_ret))
+
+
+def rank_ic(test: pd.DataFrame, pred_ret: np.ndarray, min_symbols: int = MIN_CROSS_SECTION) -> tuple[dict, dict]:
+    """(model, baseline) cross-sectional metrics: rank_ic (mean daily Spearman), rank_ic_ir, rank_ic_t,
+    rank_ic_days. NaN when no date has `min_symbols` symbols; a date whose predictions or outcomes
+    are all tied has no correlation and is left out. Ranks are averages over ties, as Spearman's are."""
+    frame = pd.DataFrame(
+        {"ts": test["ts"].to_numpy(), "pred": np.asarray(pred_ret, float), "actual": test["label_ret_1"].to_numpy(float)}
+    )
+    frame = frame[frame.groupby("ts")["pred"].transform("size") >= min_symbols]
+    centred = frame.groupby("ts")[["pred", "actual"]].rank()
+    centred = centred - centred.groupby(frame["ts"]).transform("mean")
+    sums = pd.DataFrame(
+        {
+            "xy": centred["pred"] * centred["actual"],
+            "xx": centred["pred"] ** 2,
+            "yy": centred["actual"] ** 2,
+        }
+    ).groupby(frame["ts"]).sum()
+    sums = sums[(sums["xx"] > 0) & (sums["yy"] > 0)]
+    daily = (sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])).to_numpy()
+    days = len(daily)
+    mean = float(daily.mean()) if days else math.nan
+    std = float(daily.std(ddof=1)) if days > 1 else math.nan
+    ir = mean / std if std > 0 else math.nan
+    model = {"rank_ic": mean, "rank_ic_ir": ir, "rank_ic_t": ir * math.sqrt(days), "rank_ic_days": float(days)}
+    baseline = {"rank_ic": 0.0, "rank_ic_ir": 0.0, "rank_ic_t": 0.0, "rank_ic_days": float(days)}
+    if not days:
+        baseline.update(rank_ic=math.nan, rank_ic_ir=math.nan, rank_ic_t=math.nan)
+    return model, baseline
 
 
 def portfolio_returns(test: pd.DataFrame, long: np.ndarray, cost_bp: float = 5.0) -> pd.DataFrame:

@@ -12,6 +12,7 @@ artifact that may be exported — no refit on data the holdout metrics did not c
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Any
 
 from lakehouse.feature_spec import spec_hash
 from lakehouse.job_summary import JobFailed
-from lakehouse.ml.dataset import TrainingData
+from lakehouse.ml.dataset import DEFAULT_MAX_ROWS, TrainingData
 from lakehouse.ml.evaluate import ModelResult
 from lakehouse.ml.lstm import LSTMSettings
 
@@ -40,6 +41,8 @@ class TrainSettings:
     seed: int = 7
     models: tuple[str, ...] = ()  # empty: all; else names like direction_logistic, return_lstm
     lstm: LSTMSettings = field(default_factory=LSTMSettings)
+    max_rows: int = DEFAULT_MAX_ROWS  # rows on the driver for the driver-side models, newest first per symbol
+    spark_workers: int = 1  # xgboost.spark workers (≤ Spark's task slots)
 
 
 def hardware() -> dict[str, Any]:
@@ -121,10 +124,15 @@ def registry_row(
 
 
 def leaderboard(rows: list[dict[str, Any]]) -> str:
-    """Each model's holdout key metric beside its baseline, plus accuracy and Sharpe."""
+    """Each model's holdout key metric beside its baseline, plus accuracy, Sharpe and (return models, dates with
+    ≥ 10 symbols) the mean daily rank IC and its t-stat beside the baseline's 0."""
+
+    def number(value: float | None, width: int, digits: int) -> str:
+        return f"{'–':>{width}}" if value is None or math.isnan(value) else f"{value:>{width}.{digits}f}"
+
     lines = [
         f"  {'model':<28} {'holdout metric':<16} {'model':>9} {'baseline':>9}  {'beats':<5} "
-        f"{'dir.acc':>7} {'vs':>6}  {'sharpe':>6} {'B&H':>6}"
+        f"{'dir.acc':>7} {'vs':>6}  {'sharpe':>6} {'B&H':>6}  {'rank IC':>7} {'t':>5} {'vs':>4}"
     ]
     for r in sorted(rows, key=lambda r: (r["task"], r["key_value"])):
         m, b = r["metrics"], r["baselines"]
@@ -133,6 +141,10 @@ def leaderboard(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"  {r['task'] + '_' + r['algorithm']:<28} {r['key_metric'] + ' (lower=better)':<16} "
             f"{r['key_value']:>9.5f} {r['baseline_value']:>9.5f}  {'yes' if r['beats_baseline'] else 'no':<5} "
-            f"{m[acc_key]:>7.3f} {base_acc:>6.3f}  {m['bt_sharpe']:>6.2f} {b['bt_sharpe']:>6.2f}"
+            f"{m[acc_key]:>7.3f} {base_acc:>6.3f}  {m['bt_sharpe']:>6.2f} {b['bt_sharpe']:>6.2f}  "
+            f"{number(m.get('rank_ic'), 7, 4)} {number(m.get('rank_ic_t'), 5, 1)} {number(b.get('rank_ic'), 4, 0)}"
         )
+    ic_days = [r["metrics"].get("rank_ic_days") for r in rows if r["task"] == "return"]
+    if ic_days and not any(ic_days):
+        lines.append("  rank IC: – (no holdout date has ≥ 10 symbols to rank)")
     return "\n".join(lines)
