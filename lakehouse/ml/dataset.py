@@ -166,14 +166,14 @@ def load(
     dropped = sum(int(r["n"]) for r in counts) - sum(usable.values())
     if dropped:
         log(f"[train] dropping {dropped} warm row(s) with a non-finite feature")
-    rows = warm.where(finite)
+    rows = warm.where(finite).select(*ID_COLUMNS, *MODEL_FEATURES, *LABEL_COLUMNS)
     limit = per_symbol_limit(usable, max_rows)
     if limit == 0:
         raise ValueError(f"a cap of {max_rows:,} rows is less than one row for each of {len(usable):,} symbols")
-    chosen = rows
+    chosen = warm.where(finite)
     if limit is not None:
         newest = Window.partitionBy("symbol").orderBy(F.col("ts").desc())
-        chosen = rows.withColumn("_newest", F.row_number().over(newest)).where(F.col("_newest") <= limit)
+        chosen = chosen.withColumn("_newest", F.row_number().over(newest)).where(F.col("_newest") <= limit)
     n = sum(usable.values()) if limit is None else sum(min(c, limit) for c in usable.values())
     frame = _collect(chosen.orderBy("ts", "symbol"), n, dtype)
     available = sum(usable.values())

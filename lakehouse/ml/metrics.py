@@ -112,19 +112,13 @@ def rank_ic(test: pd.DataFrame, pred_ret: np.ndarray, min_symbols: int = MIN_CRO
     """(model, baseline) cross-sectional metrics: rank_ic (mean daily Spearman), rank_ic_ir, rank_ic_t,
     rank_ic_days. NaN when no date has `min_symbols` symbols; a date whose predictions or outcomes
     are all tied has no correlation and is left out. Ranks are averages over ties, as Spearman's are."""
-    frame = pd.DataFrame(
-        {"ts": test["ts"].to_numpy(), "pred": np.asarray(pred_ret, float), "actual": test["label_ret_1"].to_numpy(float)}
-    )
+    actual = test["label_ret_1"].to_numpy(float)
+    frame = pd.DataFrame({"ts": test["ts"].to_numpy(), "pred": np.asarray(pred_ret, float), "actual": actual})
     frame = frame[frame.groupby("ts")["pred"].transform("size") >= min_symbols]
     centred = frame.groupby("ts")[["pred", "actual"]].rank()
     centred = centred - centred.groupby(frame["ts"]).transform("mean")
-    sums = pd.DataFrame(
-        {
-            "xy": centred["pred"] * centred["actual"],
-            "xx": centred["pred"] ** 2,
-            "yy": centred["actual"] ** 2,
-        }
-    ).groupby(frame["ts"]).sum()
+    products = {"xy": centred["pred"] * centred["actual"], "xx": centred["pred"] ** 2, "yy": centred["actual"] ** 2}
+    sums = pd.DataFrame(products).groupby(frame["ts"]).sum()
     sums = sums[(sums["xx"] > 0) & (sums["yy"] > 0)]
     daily = (sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])).to_numpy()
     days = len(daily)
