@@ -79,8 +79,9 @@ def ensure_change_feed(spark: SparkSession, tbl: Table, root: str) -> None:
     the feed covers the commits after that one."""
     if not tbl.change_feed or not exists(spark, tbl, root):
         return
-    properties = DeltaTable.forPath(spark, tbl.path(root)).detail().select("properties").first()
-    if properties is None or (properties["properties"] or {}).get(_CHANGE_FEED) != "true":
+    # SHOW TBLPROPERTIES reads the table's metadata only; DeltaTable.detail() lists every file (seconds).
+    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{tbl.path(root)}` ('{_CHANGE_FEED}')").first()
+    if shown is None or shown["value"] != "true":
         spark.sql(f"ALTER TABLE delta.`{tbl.path(root)}` SET TBLPROPERTIES ('{_CHANGE_FEED}' = 'true')")
 
 
@@ -195,11 +196,13 @@ def _last_operation_metrics(spark: SparkSession, tbl: Table, root: str) -> tuple
     return row["version"], dict(row["operationMetrics"] or {})
 
 
-def append(spark: SparkSession, df: DataFrame, tbl: Table, root: str) -> WriteResult:
+def append(
+    spark: SparkSession, df: DataFrame, tbl: Table, root: str, *, metadata: dict[str, Any] | None = None
+) -> WriteResult:
     """Append; an empty frame makes no commit, and then reports 0 rows at the unchanged version."""
     ensure_table(spark, tbl, root)
     before = version(spark, tbl, root)
-    with writing(spark, tbl):
+    with writing(spark, tbl, metadata):
         _conform(df, tbl).write.format("delta").mode("append").save(tbl.path(root))
     ver, metrics = _last_operation_metrics(spark, tbl, root)
     return WriteResult(tbl.name, ver, int(metrics.get("numOutputRows", 0)) if ver != before else 0)
@@ -223,8 +226,12 @@ def merge_upsert(
     time range): Delta skips the partitions and files it excludes instead of scanning the table.
     `metadata` is stored in the commit (see `last_commit_metadata`).
     `df` must hold at most one row per key; Delta raises on ambiguous matches.
+    A table that does not exist yet is created and appended to: a MERGE into an empty table inserts
+    every row anyway, and costs seconds more (it scans the source twice and plans a join).
     """
-    ensure_table(spark, tbl, root)
+    if not exists(spark, tbl, root):
+        written = append(spark, df, tbl, root, metadata=metadata)
+        return WriteResult(tbl.name, written.version, written.rows_inserted, 0)
     source = _conform(df, tbl)
     condition = " AND ".join([*(f"t.`{k}` = s.`{k}`" for k in tbl.key), *([f"({prune})"] if prune else [])])
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compare) or None

@@ -72,3 +72,26 @@ def test_a_table_with_dictionary_columns_writes_only_those_dictionary_encoded(sp
     assert _encodings(plain.path(str(tmp_path)), "x") & dictionary  # Parquet's default: a dictionary
     assert _encodings(narrow.path(str(tmp_path)), "symbol") & dictionary
     assert not _encodings(narrow.path(str(tmp_path)), "x") & dictionary
+
+
+def test_a_merge_into_a_table_not_yet_there_creates_it_with_every_row_and_the_commit_metadata(spark, tmp_path):
+    """The first MERGE is an append (cheaper; an empty target inserts every row anyway): same rows, same
+    counts, the metadata in the commit, the change feed on; the second is a real MERGE."""
+    root = str(tmp_path)
+    first = delta_io.merge_upsert(spark, _rows(spark, 1.0, 2.0), SILVER_CANDLES, root, metadata={"m": 1})
+    assert (first.rows_inserted, first.rows_updated) == (2, 0)
+    assert delta_io.last_commit_metadata(spark, SILVER_CANDLES, root, "m") == {"m": 1}
+    second = delta_io.merge_upsert(spark, _rows(spark, 1.0, 2.5, 3.0), SILVER_CANDLES, root, compare=("close",))
+    assert (second.rows_inserted, second.rows_updated) == (1, 1)
+    table = delta_io.read(spark, SILVER_CANDLES, root)
+    assert sorted((r.ts.day, r.close) for r in table.collect()) == [(1, 1.0), (2, 2.5), (3, 3.0)]
+    changes = delta_io.read_changes(spark, SILVER_CANDLES, root, after=0, upto=first.version)
+    assert changes is not None and changes.count() == 2  # the feed covers the first rows too
+
+
+def test_finite_inputs_keeps_only_rows_whose_every_input_is_a_finite_number(spark):
+    from lakehouse.ml.dataset import finite_inputs
+
+    values = [(1.0, 2.0), (float("nan"), 1.0), (1.0, float("inf")), (float("-inf"), 0.0), (None, 1.0), (-3.0, 1e300)]
+    frame = spark.createDataFrame([(i, *v) for i, v in enumerate(values)], "i int, a double, b double")
+    assert [r.i for r in frame.where(finite_inputs(("a", "b"))).orderBy("i").collect()] == [0, 5]

@@ -116,13 +116,15 @@ def peak_rss_bytes() -> int:
 
 
 def finite_inputs(columns: tuple[str, ...] = MODEL_FEATURES) -> Column:
-    """True where every input is a number an estimator can take (NaN from pandas stays NaN in Spark, not null)."""
+    """True where every input is a number an estimator can take: Σ x·0 is 0 when every x is finite, NaN
+    when one is ±inf or NaN (NaN from pandas stays NaN in Spark, not null), null when one is null. One
+    small expression instead of three checks per column, which Spark took seconds to plan."""
     from functools import reduce
 
     from pyspark.sql import functions as F
 
-    checks = [F.col(c).isNotNull() & ~F.isnan(c) & (F.abs(c) != float("inf")) for c in columns]
-    return reduce(lambda a, b: a & b, checks)
+    zeros = reduce(lambda a, b: a + b, [F.col(c).cast("double") * 0.0 for c in columns])
+    return F.coalesce(zeros == 0.0, F.lit(False))
 
 
 def load(
