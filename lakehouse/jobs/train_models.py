@@ -133,7 +133,7 @@ def _training_rows(
 
 def _candidates(settings: TrainSettings) -> list[ModelFamily]:
     """Every family of the catalogue, or the ones `settings.models` names (an unknown name is an error)."""
-    families = catalogue.candidates(settings.lstm, settings.spark_workers)
+    families = catalogue.candidates(settings.lstm, settings.spark_workers, everything=bool(settings.models))
     if not settings.models:
         return families
     unknown = set(settings.models) - {f.name for f in families}

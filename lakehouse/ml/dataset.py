@@ -102,10 +102,16 @@ def per_symbol_limit(counts: dict[str, int], max_rows: int) -> int | None:
 
 
 def driver_bytes_estimate(rows: int, dtype: type = np.float32) -> int:
-    """What the driver holds for `rows` rows: the input matrix three times over (the Arrow batches as
-    they arrive, the filled array, one fold's training copy) plus the float64 ids and labels."""
+    """What the driver holds for `rows` rows on top of the process before it loads: the input matrix three
+    times over (the Arrow batches as they arrive, the filled array, one fold's training copy), the float64
+    ids, prices and labels, and a fixed allowance for Arrow."""
     width = np.dtype(dtype).itemsize * len(MODEL_FEATURES)
-    return rows * (3 * width + 8 * (len(ID_COLUMNS) + len(PRICE_COLUMNS) + len(LABEL_COLUMNS) + 2))
+    per_row = 3 * width + 8 * (len(ID_COLUMNS) + len(PRICE_COLUMNS) + len(LABEL_COLUMNS) + 2)
+    return rows * per_row + ARROW_SLACK
+
+
+ARROW_SLACK = 64 * 2**20
+"""Arrow's allocator and the batch in flight: a fixed allowance on top of the rows."""
 
 
 def peak_rss_bytes() -> int:
@@ -152,65 +158,73 @@ def load(
     if not delta_io.exists(spark, table, root):
         raise FileNotFoundError(f"{table.path(root)} does not exist: run build_features first")
     version = delta_io.version(spark, table, root)
-    warm = spark.read.format("delta").option("versionAsOf", version).load(table.path(root)).where(F.col("is_warm"))
+    every = spark.read.format("delta").option("versionAsOf", version).load(table.path(root))
+    warm = every.where(F.col("is_warm"))
     if symbols:
         warm = warm.where(F.col("symbol").isin(*symbols))
     finite = finite_inputs()
-    counts = warm.groupBy("symbol").agg(F.count("*").alias("n"), F.sum(finite.cast("int")).alias("usable")).collect()
-    if symbols and not counts:
-        every = spark.read.format("delta").option("versionAsOf", version).load(table.path(root))
+    rows = warm.where(finite).select(*ID_COLUMNS, *MODEL_FEATURES, *LABEL_COLUMNS)
+    total = every.count()  # from the Delta log's statistics: no scan
+    limit: int | None = None
+    if total <= max_rows:  # every row fits: no per-symbol counts, no window; non-finite rows skipped as they come
+        chosen, bound = warm.withColumn("_usable", finite), total
+    else:
+        counts = warm.groupBy("symbol").agg(F.sum(finite.cast("int")).alias("usable")).collect()
+        usable = {r["symbol"]: int(r["usable"] or 0) for r in counts}
+        limit = per_symbol_limit(usable, max_rows)
+        if limit == 0:
+            raise ValueError(f"a cap of {max_rows:,} rows is less than one row for each of {len(usable):,} symbols")
+        chosen, bound = warm.withColumn("_usable", finite), sum(usable.values())
+        if limit is not None:  # newest first among the usable rows (the unusable ones are only counted)
+            newest = Window.partitionBy("symbol", "_usable").orderBy(F.col("ts").desc())
+            chosen = chosen.withColumn("_newest", F.row_number().over(newest))
+            chosen = chosen.where(~F.col("_usable") | (F.col("_newest") <= limit))
+            bound = sum(min(c, limit) for c in usable.values())
+    frame, dropped = _collect(chosen.orderBy("ts", "symbol"), bound, dtype)
+    if symbols and frame.empty:
         held = sorted(r["symbol"] for r in every.where(F.col("is_warm")).select("symbol").distinct().collect())
         raise NoRowsForSymbols(
             f"{table.name}@v{version} has no warm rows for {', '.join(symbols)}; "
             f"it holds {', '.join(held) or 'no symbol'}"
         )
-    usable = {r["symbol"]: int(r["usable"] or 0) for r in counts}
-    dropped = sum(int(r["n"]) for r in counts) - sum(usable.values())
     if dropped:
         log(f"[train] dropping {dropped} warm row(s) with a non-finite feature")
-    rows = warm.where(finite).select(*ID_COLUMNS, *MODEL_FEATURES, *LABEL_COLUMNS)
-    limit = per_symbol_limit(usable, max_rows)
-    if limit == 0:
-        raise ValueError(f"a cap of {max_rows:,} rows is less than one row for each of {len(usable):,} symbols")
-    chosen = warm.where(finite)
-    if limit is not None:
-        newest = Window.partitionBy("symbol").orderBy(F.col("ts").desc())
-        chosen = chosen.withColumn("_newest", F.row_number().over(newest)).where(F.col("_newest") <= limit)
-    n = sum(usable.values()) if limit is None else sum(min(c, limit) for c in usable.values())
-    frame = _collect(chosen.orderBy("ts", "symbol"), n, dtype)
-    available = sum(usable.values())
+    available = len(frame) if limit is None else sum(usable.values())
     cap = f"cap {max_rows:,}" + ("" if limit is None else f": each symbol's newest {limit:,}")
-    log(f"[train] {table.name}@v{version}: {n:,} of {available:,} usable warm rows on the driver ({cap})")
+    log(f"[train] {table.name}@v{version}: {len(frame):,} of {available:,} usable warm rows on the driver ({cap})")
     return TrainingData(frame, interval, table.name, version, rows=rows, rows_available=available)
 
 
-def _collect(df: SparkFrame, n: int, dtype: type) -> pd.DataFrame:
-    """`df`'s rows as a frame whose MODEL_FEATURES block is one preallocated `dtype` array, filled
-    batch by batch from Arrow (each batch released once copied); ids, prices and labels float64."""
+def _collect(df: SparkFrame, bound: int, dtype: type) -> tuple[pd.DataFrame, int]:
+    """(`df`'s usable rows as a frame, how many were not usable). The MODEL_FEATURES block is one
+    preallocated `dtype` array of `bound` rows, filled batch by batch from Arrow (each batch released
+    once copied; rows whose `_usable` is false skipped); ids, prices and labels float64."""
     from pyspark.sql import functions as F
 
     others = [*ID_COLUMNS, *PRICE_COLUMNS, *LABEL_COLUMNS]
     spark_type = "float" if np.dtype(dtype) == np.float32 else "double"
-    df = df.select(*others, *[F.col(c).cast(spark_type).alias(c) for c in MODEL_FEATURES])
-    inputs: np.ndarray = np.empty((n, len(MODEL_FEATURES)), dtype=dtype)
+    df = df.select("_usable", *others, *[F.col(c).cast(spark_type).alias(c) for c in MODEL_FEATURES])
+    inputs: np.ndarray = np.empty((bound, len(MODEL_FEATURES)), dtype=dtype)
     parts: dict[str, list[np.ndarray]] = {c: [] for c in others}
     batches = df._collect_as_arrow(split_batches=True)  # pyspark 3.5's Arrow collect (public `toArrow` is Spark 4)
-    filled = 0
+    filled = dropped = 0
     while batches:
         batch = batches.pop(0)
-        size = batch.num_rows
-        if filled + size > n:
-            raise RuntimeError(f"the table changed while it was read: more than the {n:,} rows counted")
+        keep = batch.column(0).to_numpy(zero_copy_only=False)
+        size = int(keep.sum())
+        dropped += len(keep) - size
+        if filled + size > bound:
+            raise RuntimeError(f"the table changed while it was read: more than the {bound:,} rows counted")
+        first = 1 + len(others)
         for j in range(len(MODEL_FEATURES)):
-            inputs[filled : filled + size, j] = batch.column(len(others) + j).to_numpy(zero_copy_only=False)
+            inputs[filled : filled + size, j] = batch.column(first + j).to_numpy(zero_copy_only=False)[keep]
         for j, name in enumerate(others):
-            parts[name].append(batch.column(j).to_pandas().to_numpy())
+            parts[name].append(batch.column(1 + j).to_pandas().to_numpy()[keep])
         filled += size
         del batch
     frame = pd.DataFrame(inputs[:filled], columns=list(MODEL_FEATURES), copy=False)
     for name in others:
-        values = np.concatenate(parts[name]) if parts[name] else np.empty(0)
-        frame[name] = values
+        frame[name] = np.concatenate(parts[name]) if parts[name] else np.empty(0)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     frame["label_up"] = frame["label_up"].astype("Float64")
-    return frame
+    return frame, dropped

@@ -81,6 +81,7 @@ def _rss_now() -> int:
 def measure(path: str, root: str, max_rows: int) -> dict[str, object]:
     """One figure, in this process: `path` is toPandas, bounded or xgboost."""
     import numpy as np
+    import pyarrow  # noqa: F401 — imported before the "before" figure, as in a job that has read anything
     from pyspark.sql import functions as F
 
     from lakehouse.ml import dataset
