@@ -170,8 +170,8 @@ def test_a_third_family_trains_and_exports_through_the_job_bodies(spark, publish
     from lakehouse.tables import GOLD_MODEL_REGISTRY, GOLD_PREDICTIONS
     from tests.ml_lake import QUIET, SMALL, copy_lake
 
-    constant = [ConstantFamily("direction"), ConstantFamily("return")]
-    monkeypatch.setattr(catalogue, "candidates", lambda *_, **__: constant)
+    families = [ConstantFamily("direction"), ConstantFamily("return")]
+    monkeypatch.setattr(catalogue, "candidates", lambda *_, **__: families)
     monkeypatch.setitem(catalogue.KINDS, ConstantFamily.kind, ConstantFamily)
     cfg = copy_lake(published_lake, tmp_path)
     root = cfg.resolved_root
