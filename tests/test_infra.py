@@ -233,6 +233,8 @@ def test_a_glue_5_1_job_for_every_entry_script(synthesized):
         assert f"great-expectations=={pins['great-expectations']}" in modules
         ml = expected[name] in packaging.ML_JOBS
         assert (f"torch=={pins['torch']}" in modules) == ml
+        assert (f"xgboost-cpu=={pins['xgboost-cpu']}" in modules) == ml  # xgboost.spark on the train job's executors
+        assert args.get("--enable-auto-scaling", "false") == "false"  # barrier stages need fixed executors
         assert job["WorkerType"] == ("G.2X" if ml else "G.1X") and job["NumberOfWorkers"] == 2
 
 
