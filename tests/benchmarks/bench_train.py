@@ -8,7 +8,8 @@ metric is ≈ 0) and a second one of `symbols × small_bars` rows. Then, each in
 (peak RSS only grows, so one process per figure):
 
   (a) `toPandas` of every warm row, as `dataset.load` did before the row cap (float64 frame, then the
-      float32 matrix a model takes);
+      float32 matrix a model takes), with spark.driver.maxResultSize lifted: at its 1 GiB default
+      this path fails at 5 M rows;
   (b) `dataset.load` with `--train-max-rows` (float32 filled from Arrow batches, newest rows first);
   (c) one `xgboost.spark` fit (the direction classifier) on every row, at both table sizes.
 
@@ -36,10 +37,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MIB = 2**20
 
 
-def _spark():  # type: ignore[no-untyped-def]
-    from lakehouse.spark import get_spark
+def _spark(unlimited_results: bool = False):  # type: ignore[no-untyped-def]
+    """The session; `unlimited_results` lifts spark.driver.maxResultSize (1 GiB by default), which the
+    toPandas path exceeds at 5 M rows (8 tasks, 1,074.6 MiB): what a user of that path had to do."""
+    from pyspark.sql import SparkSession
 
-    return get_spark("bench_train")
+    from lakehouse.spark import get_spark, local_conf
+
+    if not unlimited_results:
+        return get_spark("bench_train")
+    builder = SparkSession.builder.appName("bench_train").master("local[2]")
+    for key, value in local_conf().items():
+        builder = builder.config(key, value)
+    return builder.config("spark.driver.maxResultSize", "0").getOrCreate()
 
 
 def write_gold(root: Path, symbols: int, bars: int, seed: int = 0) -> int:
@@ -87,7 +97,7 @@ def measure(path: str, root: str, max_rows: int) -> dict[str, object]:
     from lakehouse.ml import dataset
     from lakehouse.ml.dataset import ID_COLUMNS, LABEL_COLUMNS, MODEL_FEATURES, PRICE_COLUMNS, matrix
 
-    spark = _spark()
+    spark = _spark(unlimited_results=path == "topandas")
     table = str(Path(root) / "gold" / "features_1d")
     spark.read.format("delta").load(table).limit(1).collect()  # session and Delta warm before the clock
     before = _rss_now()
@@ -127,8 +137,11 @@ def _child(path: str, root: Path, max_rows: int) -> dict[str, object]:
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        tail = "\n".join(done.stderr.splitlines()[-15:])
-        return {"path": path, "root": str(root), "error": f"exit {done.returncode}: {tail}"}
+        causes = [line for line in done.stderr.splitlines() if "Exception:" in line or "Error:" in line]
+        cause = causes[0].strip() if causes else "\n".join(done.stderr.splitlines()[-15:])
+        result = {"path": path, "root": str(root), "error": f"exit {done.returncode}: {cause[:400]}"}
+        print(json.dumps(result), flush=True)
+        return result
     result: dict[str, object] = json.loads(lines[-1])
     print(json.dumps(result), flush=True)
     return result
