@@ -55,7 +55,9 @@ class ModelResult:
 
     def mean(self, which: str) -> dict[str, float]:
         keys = getattr(self.folds[0], which).keys()
-        return {k: float(np.nanmean([getattr(f, which)[k] for f in self.folds])) for k in keys}
+        values = {k: np.array([getattr(f, which)[k] for f in self.folds], dtype=float) for k in keys}
+        # NaN where no fold has a number (the rank IC of a universe under 10 symbols), without numpy's warning
+        return {k: float(np.mean(v[~np.isnan(v)])) if (~np.isnan(v)).any() else math.nan for k, v in values.items()}
 
     @property
     def key(self) -> tuple[str, float, float, bool]:
