@@ -6,6 +6,7 @@ The published lake is read-only here; a test that changes a lake works on its ow
 import hashlib
 import io
 import json
+import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -355,9 +356,37 @@ def second_version(spark, published_lake, tmp_path_factory) -> tuple[LakeConfig,
     """A private copy of the published lake with a second, newer, trained but unexported version.
     Tests copy it again (`_own_copy`) before exporting, so none sees another's files."""
     cfg = copy_lake(published_lake, tmp_path_factory.mktemp("second_version"))
-    second = train_models.run(spark, cfg, run_id="r3", now=LATER, settings=QUICK, **QUIET).details["model_version"]
+    with pytest.MonkeyPatch.context() as env:  # this training is tracked: test_a_tracked_training_run_… reads it
+        env.setenv("MLFLOW_TRACKING_URI", str(Path(cfg.resolved_root).parent / "mlruns"))
+        env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        second = train_models.run(spark, cfg, run_id="r3", now=LATER, settings=QUICK, **QUIET).details["model_version"]
     assert second != published_lake.version
     return cfg, second
+
+
+def test_a_tracked_training_run_logs_every_model_with_the_registrys_metrics(spark, second_version):
+    """MLFLOW_TRACKING_URI set to a folder during a real training job: one parent run for the version, one nested
+    run per model whose holdout metrics and baselines are the registry row's."""
+    from mlflow.tracking import MlflowClient
+
+    cfg, second = second_version
+    client = MlflowClient(tracking_uri=f"sqlite:///{Path(cfg.resolved_root).parent / 'mlruns'}/mlflow.db")
+    experiment = client.get_experiment_by_name("candlelake-training")
+    (parent,) = client.search_runs([experiment.experiment_id], f"attributes.run_name = 'train-{second}'")
+    assert parent.data.tags["training_table"] == "gold/features_1d"
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, cfg.resolved_root).where(f"model_version = '{second}'")
+    rows = {f"{r.task}_{r.algorithm}": r for r in registry.collect()}
+    assert sorted(c.info.run_name for c in children) == sorted(rows) == sorted(QUICK.models)
+    for child in children:
+        row = rows[child.info.run_name]
+        assert child.data.tags["model_id"] == row.model_id
+        for name, value in row.metrics.items():
+            if math.isfinite(value):
+                assert child.data.metrics[name] == pytest.approx(value, rel=1e-12)
+        for name, value in row.baselines.items():
+            if math.isfinite(value):
+                assert child.data.metrics[f"baseline_{name}"] == pytest.approx(value, rel=1e-12)
 
 
 def _own_copy(published_lake: PublishedLake, second_version: tuple[LakeConfig, str], folder: Path) -> LakeConfig:
