@@ -66,8 +66,8 @@ inventory: setup ## print the lake's tables, versions and row counts
 dq-report: setup ## print the path of the latest data-quality HTML report
 	@$(PY) -m lakehouse.quality.report $(ARGS)
 
-docs: setup ## regenerate the feature table of docs/features.md from lakehouse/feature_spec.py
-	$(PY) -m lakehouse.feature_spec --update-docs docs/features.md
+docs: setup ## regenerate the feature table of docs/features.md from lakecontract/feature_spec.py
+	$(PY) -m lakecontract.feature_spec --update-docs docs/features.md
 
 bench: bench-features bench-window-sweep bench-incremental bench-train bench-pooling bench-api ## all benchmarks (not part of `make test`)
 

@@ -2,8 +2,12 @@
 
 The published-artifact contract (`artifacts`), the one object store for files under a lake root
 (`objectstore`: a local folder or S3, with an atomic replace), the Athena named queries
-(`named_queries`) and the constants both sides name (`constants`). It imports nothing of ours and
-only the standard library at import time (numpy and boto3 are imported by the functions that need
-them), so the API's Lambda and the Glue library zip can both carry it without carrying each other.
-import-linter (pyproject.toml) holds that direction.
+(`named_queries`), the constants both sides name (`constants`), and the candles' own definitions
+that both sides compute with: the feature specification (`feature_spec`), the per-bar feature math
+(`feature_math`, numpy) and the silver rules a bar must pass (`candle_rules`). Gold runs the same
+feature code on the lake that `POST /predict/candles` runs on a caller's bars, so the served
+features cannot drift from the trained ones. It imports nothing of ours; numpy is the one
+third-party import at module level (scipy where installed), so the API's Lambda and the Glue
+library zip can both carry it without carrying each other. import-linter (pyproject.toml) holds
+that direction.
 """

@@ -1,4 +1,4 @@
-"""Gold features on DataFrames: one `applyInPandas` per symbol over lakehouse/feature_math.py.
+"""Gold features on DataFrames: one `applyInPandas` per symbol over lakecontract/feature_math.py.
 
 Every feature is computed by `feature_math.compute` on one symbol's bars in numpy, in O(bars)
 whatever its window (see that module for the algorithms and why Spark's own sliding frames are
@@ -20,8 +20,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.feature_math import OUTPUT_COLUMNS, RESUME_COLUMNS, STATE_COLUMNS, compute, produced_names
-from lakehouse.feature_spec import FEATURE_NAMES
+from lakecontract.feature_math import OUTPUT_COLUMNS, RESUME_COLUMNS, STATE_COLUMNS, compute, produced_names
+from lakecontract.feature_spec import FEATURE_NAMES
 
 BASE_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 KEEP_FROM = "_keep_from"

@@ -18,6 +18,9 @@ Rules, in the order `rule` reports them:
 | conflicting_duplicate | another row of the same batch has the same key with different values (all such rows) |
 | duplicate_row         | an identical row of the same batch came first (the first one is accepted) |
 
+The rule names, their order and the grid live in `lakecontract/candle_rules.py`, which the API
+also applies to the bars a caller sends to `POST /predict/candles`.
+
 Why the grid: a bar's key is (symbol, interval, ts), so one trading day stamped twice (a 1d bar at
 19:30 UTC beside the 00:00 UTC convention) would be two keys, two candles for one day, and no
 duplicate rule could see it. Such a bar is quarantined, not moved onto the grid: we cannot know
@@ -46,29 +49,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
+from lakecontract.candle_rules import BATCH_RULES, GRID_MICROS, ROW_RULES
 from lakehouse.config import SUPPORTED_INTERVALS
 from lakehouse.tables import CANDLE_KEY
 
 PRICES = ("open", "high", "low", "close", "adj_close")
 VALUES = (*PRICES, "volume")
 REQUIRED = ("symbol", "interval", "ts", *VALUES)
-
-ROW_RULES = (
-    "missing_value",
-    "unknown_interval",
-    "non_positive_price",
-    "ohlc_inconsistent",
-    "negative_volume",
-    "future_timestamp",
-    "off_interval_grid",
-)
-BATCH_RULES = ("conflicting_duplicate", "duplicate_row")
-RULES = ROW_RULES + BATCH_RULES
-
-
-GRID_MICROS = {"1d": 86_400_000_000, "1h": 15 * 60_000_000, "5m": 5 * 60_000_000}
-"""The step each interval's ts must be a whole multiple of, counted from the Unix epoch (UTC);
-see the module docstring for why 1h uses quarter hours."""
 
 
 def _finite(col: str) -> Column:
@@ -109,16 +96,18 @@ def _off_grid() -> Column:
     return reduce(operator.or_, off)
 
 
-def _rules_array(conditions: dict[str, Column]) -> Column:
-    flagged = [F.when(cond, F.lit(name)) for name, cond in conditions.items()]
+def _rules_array(conditions: dict[str, Column], order: tuple[str, ...]) -> Column:
+    """The names of the rules a row breaks, in `order` (the shared reporting order)."""
+    if set(conditions) != set(order):
+        raise RuntimeError(f"silver's conditions {sorted(conditions)} are not the shared rules {sorted(order)}")
+    flagged = [F.when(conditions[name], F.lit(name)) for name in order]
     return F.filter(F.array(*flagged), lambda r: r.isNotNull())
 
 
 def with_row_rule_failures(bronze_df: DataFrame, now: datetime) -> DataFrame:
     flagged = bronze_df.withColumn("_complete", is_complete())
-    return flagged.withColumn("failed_rules", _rules_array(row_rule_conditions(now, F.col("_complete")))).drop(
-        "_complete"
-    )
+    failed = _rules_array(row_rule_conditions(now, F.col("_complete")), ROW_RULES)
+    return flagged.withColumn("failed_rules", failed).drop("_complete")
 
 
 def with_batch_rule_failures(row_ok_df: DataFrame) -> DataFrame:
@@ -139,7 +128,8 @@ def with_batch_rule_failures(row_ok_df: DataFrame) -> DataFrame:
             {
                 "conflicting_duplicate": F.col("_conflict"),
                 "duplicate_row": ~F.col("_conflict") & F.col("_repeat"),
-            }
+            },
+            BATCH_RULES,
         ),
     ).drop("_vh", "_conflict", "_repeat")
 

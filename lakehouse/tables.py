@@ -256,7 +256,7 @@ GOLD_PREDICTIONS = Table(
 
 
 def _gold_features_schema() -> T.StructType:
-    from lakehouse.feature_spec import FEATURE_NAMES, STATE_COLUMNS
+    from lakecontract.feature_spec import FEATURE_NAMES, STATE_COLUMNS
 
     return T.StructType(
         [

@@ -10,6 +10,6 @@ from __future__ import annotations
 class ApiError(Exception):
     """An answer the client should get: HTTP status, stable code, readable message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: list[dict] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.details = status, code, message, details

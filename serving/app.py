@@ -25,7 +25,7 @@ from mangum import Mangum
 from serving import logs
 from serving.artifacts import ModelCache
 from serving.errors import documented, install
-from serving.middleware import RequestContext
+from serving.middleware import BodyLimit, RequestContext
 from serving.pipeline_runs import AwsRuns, LocalRuns
 from serving.routes import ROUTERS
 from serving.settings import Settings
@@ -77,6 +77,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
 
 

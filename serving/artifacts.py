@@ -5,8 +5,10 @@ manifest matches the sha256 that `gold/models/latest` names: a tampered or half-
 refused (503 with the reason), never served. The API reads the ONNX graphs, their io.json,
 features.json and registry.json; it never reads (or unpickles) the native joblib / torch files.
 
-Predictions depend only on the version's feature snapshot, so they are computed for every symbol
-when the version loads (one batched ONNX run per task) and a request is a dictionary lookup.
+Predictions for the published symbols depend only on the version's feature snapshot, so they are
+computed for every symbol when the version loads (one batched ONNX run per task) and `/predict` is
+a dictionary lookup. The ONNX sessions stay loaded for `POST /predict/candles`, which runs them on
+features computed from the caller's bars (serving/candles.py).
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class Bundle:
     loaded_at: float
     load_seconds: float
     verified_files: list[str] = field(default_factory=list)
+    sessions: dict[str, Any] = field(default_factory=dict)
+    """task → ONNX session of its promoted model (tasks that serve the baseline have none)."""
 
     @property
     def interval(self) -> str:
@@ -136,61 +140,89 @@ def _read_verified(store: ObjectStore, folder: str, name: str, manifest: dict[st
     return data
 
 
-def _task_outputs(manifest: dict, files: dict[str, bytes], snap: dict) -> dict[str, dict[str, float]]:
-    """task → symbol → the served model's number, for the tasks whose model is promoted."""
+def _sessions(manifest: dict, files: dict[str, bytes]) -> dict[str, Any]:
+    """task → its ONNX session, for the tasks whose model is promoted; built once per version and
+    kept, for the predictions of the snapshot and for the bars a caller sends."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # tiny graphs: threads cost more than they save
     options.inter_op_num_threads = 1
-    out: dict[str, dict[str, float]] = {}
+    sessions = {}
     for task in TASKS:
         doc = manifest["models"][task]
         if doc["serve"] != "model":
             continue
-        io_spec = doc["input"]
+        try:
+            sessions[task] = ort.InferenceSession(
+                files[doc["files"]["onnx"]], options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ArtifactRefused(f"{task}: the ONNX model cannot be loaded: {exc}") from exc
+    return sessions
+
+
+def run_task(session: Any, io_spec: dict[str, Any], x: Any) -> Any:
+    """The task's one number per input row (float64), from the model input `snapshot_inputs` built."""
+    return output_column(session.run([io_spec["output"]], {io_spec["input"]: x})[0], io_spec)
+
+
+def task_outputs(manifest: dict, sessions: dict[str, Any], snap: dict) -> dict[str, dict[str, float]]:
+    """task → symbol → the served model's number for the symbol's newest row in `snap` (a
+    features.json-shaped snapshot: the published one, or one built from a caller's bars)."""
+    out: dict[str, dict[str, float]] = {}
+    for task, session in sessions.items():
+        io_spec = manifest["models"][task]["input"]
         symbols, x = snapshot_inputs(snap, io_spec)
         if not symbols:
             out[task] = {}
             continue
         try:
-            session = ort.InferenceSession(files[doc["files"]["onnx"]], options, providers=["CPUExecutionProvider"])
-            values = output_column(session.run([io_spec["output"]], {io_spec["input"]: x})[0], io_spec)
+            values = run_task(session, io_spec, x)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ArtifactRefused(f"{task}: the ONNX model cannot run: {exc}") from exc
         out[task] = dict(zip(symbols, (float(v) for v in values), strict=True))
     return out
 
 
+def prediction(manifest: dict, symbol: str, asof: str, close: float, outputs: dict[str, float | None]) -> Prediction:
+    """The served answer for one bar from the tasks' model outputs (task → number, or None): the
+    model's number where the task serves a model and it is finite, the baseline otherwise."""
+    base = {
+        "direction": float(manifest["baselines"]["direction"]["prob_up"]),
+        "return": float(manifest["baselines"]["return"]["predicted_return"]),
+    }
+    notes: list[str] = []
+    sources, values = {}, {}
+    for task in TASKS:
+        doc = manifest["models"][task]
+        value = outputs.get(task)
+        if doc["serve"] == "model" and value is not None and math.isfinite(value):
+            sources[task], values[task] = doc["algorithm"], value
+        else:
+            sources[task], values[task] = "baseline", base[task]
+            if doc["serve"] == "model":
+                notes.append(f"{task}: {doc['algorithm']} has no finite output for this bar; baseline served")
+    return Prediction(
+        symbol=symbol,
+        asof=asof,
+        close=close,
+        prob_up=values["direction"],
+        predicted_return=values["return"],
+        direction_source=sources["direction"],
+        return_source=sources["return"],
+        notes=tuple(notes),
+    )
+
+
 def _predictions(manifest: dict, snap: dict, outputs: dict[str, dict[str, float]]) -> dict[str, Prediction]:
     close = snap["columns"].index("close")
-    base_prob = float(manifest["baselines"]["direction"]["prob_up"])
-    base_ret = float(manifest["baselines"]["return"]["predicted_return"])
     result = {}
     for symbol, body in snap["symbols"].items():
         if not body["ts"]:
             continue
-        notes: list[str] = []
-        sources, values = {}, {}
-        for task, base in (("direction", base_prob), ("return", base_ret)):
-            doc = manifest["models"][task]
-            value = outputs.get(task, {}).get(symbol)
-            if doc["serve"] == "model" and value is not None and math.isfinite(value):
-                sources[task], values[task] = doc["algorithm"], value
-            else:
-                sources[task], values[task] = "baseline", base
-                if doc["serve"] == "model":
-                    notes.append(f"{task}: {doc['algorithm']} has no finite output for this bar; baseline served")
-        result[symbol] = Prediction(
-            symbol=symbol,
-            asof=body["ts"][-1],
-            close=float(body["values"][-1][close]),
-            prob_up=values["direction"],
-            predicted_return=values["return"],
-            direction_source=sources["direction"],
-            return_source=sources["return"],
-            notes=tuple(notes),
-        )
+        per_task = {task: values.get(symbol) for task, values in outputs.items()}
+        result[symbol] = prediction(manifest, symbol, body["ts"][-1], float(body["values"][-1][close]), per_task)
     return result
 
 
@@ -235,7 +267,8 @@ def _load_version(store: ObjectStore, version: str, pointer: dict[str, Any] | No
         names.append(REGISTRY)
     files = {name: _read_verified(store, folder, name, manifest) for name in names}
     snap = json.loads(files[FEATURES])
-    outputs = _task_outputs(manifest, files, snap)
+    sessions = _sessions(manifest, files)
+    outputs = task_outputs(manifest, sessions, snap)
     registry = json.loads(files[REGISTRY]) if REGISTRY in files else []
     bundle = Bundle(
         version=version,
@@ -243,6 +276,7 @@ def _load_version(store: ObjectStore, version: str, pointer: dict[str, Any] | No
         snapshot=snap,
         registry=finite_or_none(registry),
         predictions=_predictions(manifest, snap, outputs),
+        sessions=sessions,
         published_at=(pointer or {}).get("published_at"),
         loaded_at=time.time(),
         load_seconds=time.monotonic() - started,

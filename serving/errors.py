@@ -26,13 +26,15 @@ from serving.api_error import ApiError
 from serving.logs import request_id
 from serving.schemas import ErrorResponse
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
 _MEANING = {
     400: "bad_request: the body cannot be decoded as JSON text (bytes that are not UTF-8, nesting deeper than "
     "the parser allows, an integer of over 4,300 digits); a JSON syntax error is a 422",
     404: "unknown symbol, model version or run",
     409: "pipeline runs: a run with that name exists (run_exists) or a local run is in progress (run_in_progress)",
-    422: "invalid request",
+    413: "body_too_large: the body is over the limit the message names (a Lambda's memory is shared by requests)",
+    422: "invalid request (invalid_request); POST /predict/candles also: bar_rejected (a silver rule, naming the rule "
+    "and the bars), too_few_bars / too_many_bars (naming the limit)",
     500: "internal_error: an unexpected failure, logged with its traceback; the body carries only the request id",
     503: "no_model (none published yet, or the store unreadable before any loaded), artifact_refused (the "
     "published version or `latest` failed verification), storage_unavailable (the store cannot be read for "
@@ -56,7 +58,7 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)  # artifact and pipeline-run errors are ApiErrors too
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

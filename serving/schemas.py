@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,6 +102,51 @@ class Prediction(BaseModel):
     served: dict[str, str] = Field(description="per task: the algorithm answering, or 'baseline'")
     baseline: Baseline
     notes: list[str] = []
+
+
+class Candle(BaseModel):
+    """One bar. Prices as the caller wants them treated (gold computes on split- and dividend-adjusted
+    prices); a null value is allowed here so that the silver rule `missing_value` names it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ts: datetime | None = Field(
+        description="the bar's start: ISO 8601 (no zone means UTC) or Unix seconds; 1d bars at 00:00 UTC"
+    )
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float | None = None
+
+
+class CandlesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Symbol
+    interval: str | None = Field(
+        default=None, max_length=16, description="the bars' size; defaults to the model's, which must match"
+    )
+    candles: list[Candle] = Field(
+        min_length=1,
+        description="one symbol's bars, oldest first (they are ordered by ts); at least the number of bars "
+        "the features need to equal gold's (a 422 too_few_bars says how many) and at most the API's limit",
+    )
+    model: str | None = Field(
+        None,
+        pattern=f"{VERSION_PATTERN}|^latest$",
+        description="a published model version; default: the one gold/models/latest names",
+    )
+    include_features: bool = Field(
+        default=False, description="also return the feature values the models were given (the newest bar's)"
+    )
+
+
+class CandlesPrediction(Prediction):
+    bars: int = Field(description="bars the features were computed from")
+    features: dict[str, float | None] | None = Field(
+        default=None, description="with include_features: the newest bar's features the models read (null if NaN)"
+    )
 
 
 class ModelSummary(BaseModel):

@@ -37,6 +37,10 @@ class Settings:
     log_level: str = "INFO"
     # Non-latest versions asked for with `model` stay loaded, newest used first, up to this many.
     cached_versions: int = 4
+    # Limits that keep a Lambda's memory and time safe: any request body (413 above it), and the bars
+    # one POST /predict/candles may send (422 above it). 5,000 bars of JSON are ≈ 0.6 MB.
+    max_body_bytes: int = 1_048_576
+    max_candles: int = 5_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -50,4 +54,6 @@ class Settings:
             state_machine_arn=env.get("CANDLELAKE_STATE_MACHINE_ARN") or None,
             log_level=(env.get("CANDLELAKE_LOG_LEVEL") or "INFO").upper(),
             cached_versions=int(_float(env, "CANDLELAKE_CACHED_VERSIONS", 4)),
+            max_body_bytes=int(_float(env, "CANDLELAKE_MAX_BODY_BYTES", 1_048_576)),
+            max_candles=int(_float(env, "CANDLELAKE_MAX_CANDLES", 5_000)),
         )

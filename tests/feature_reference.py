@@ -1,6 +1,6 @@
 """A plain numpy reference for every gold feature and label, the oracle of tests/test_features.py.
 
-Written from the definitions in `lakehouse.feature_spec` (formulas and module docstring) and
+Written from the definitions in `lakecontract.feature_spec` (formulas and module docstring) and
 qlib's Alpha158 conventions, NOT from `lakehouse.features`: one bar at a time, one explicit
 window slice at a time, slow and obvious. It imports nothing from the code under test.
 

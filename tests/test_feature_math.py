@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lakehouse import feature_math as fm
-from lakehouse.feature_spec import FEATURE_NAMES
+from lakecontract import feature_math as fm
+from lakecontract.feature_spec import FEATURE_NAMES
 from tests.feature_frames import mixed_candles_frame, real_candles_frame
 from tests.feature_reference import reference_feature_names, reference_features
 
@@ -198,3 +198,27 @@ def test_a_resume_that_could_not_be_exact_is_refused():
         fm.compute(*(bars[c] for c in OHLCV), context=21, resume=early)
     with pytest.raises(ValueError, match="lacks"):
         fm.compute(*(bars[c][40:] for c in OHLCV), context=60, resume={"bar_no": 100.0})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False) | st.just(float("nan")), max_size=80),
+    st.floats(1e-3, 0.999),
+    st.floats(-1e6, 1e6),
+)
+def test_the_recursion_without_scipy_gives_lfilters_doubles_bit_for_bit(xs, alpha, prev):
+    """The API's Lambda has no scipy: its loop must be the gold job's lfilter, not close to it."""
+    x = np.asarray(xs, dtype=float)
+    assert fm.RECURSIONS_IN_C, "scipy is installed here: the gold path is lfilter"
+    np.testing.assert_array_equal(fm.ema_loop(x, alpha, prev), fm._ema_run(x, alpha, prev))
+
+
+def test_every_feature_without_scipy_equals_the_gold_path_bit_for_bit(monkeypatch):
+    bars = real_candles_frame(("MSFT",)).tail(700)
+    arrays = [bars[c].to_numpy(float) for c in OHLCV]
+    gold = fm.compute(*arrays)
+    monkeypatch.setattr(fm, "RECURSIONS_IN_C", False)
+    lambda_side = fm.compute(*arrays)
+    assert gold.keys() == lambda_side.keys()
+    for name, values in gold.items():
+        np.testing.assert_array_equal(lambda_side[name], values, err_msg=name)

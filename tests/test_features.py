@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import talib
 
-from lakehouse.feature_spec import FEATURE_NAMES, FEATURES, WARM_BARS
+from lakecontract.feature_spec import FEATURE_NAMES, FEATURES, WARM_BARS
 from lakehouse.features import with_features
 from tests.feature_frames import mixed_candles_frame, real_candles_frame
 from tests.feature_reference import reference_feature_names, reference_features

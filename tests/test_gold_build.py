@@ -10,9 +10,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from glue_jobs import build_features as build_features_entry
+from lakecontract.feature_math import CONTEXT_BARS
+from lakecontract.feature_spec import FEATURE_NAMES
 from lakehouse import delta_io
-from lakehouse.feature_math import CONTEXT_BARS
-from lakehouse.feature_spec import FEATURE_NAMES
 from lakehouse.jobs import build_features, build_silver, ingest_candles
 from lakehouse.quality.report import latest_report
 from lakehouse.tables import GOLD_DQ_RESULTS, SILVER_CANDLES, gold_features

@@ -17,7 +17,7 @@ tokens to:
 - every relative link or image names a file or folder that a fresh clone has (tracked, or new and not ignored), and
   a "#fragment" of a Markdown file names one of its headings (GitHub's anchors).
 
-Plus: docs/features.md holds the table `make docs` writes from lakehouse/feature_spec.py.
+Plus: docs/features.md holds the table `make docs` writes from lakecontract/feature_spec.py.
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def test_a_link_to_an_ignored_file_is_reported_because_a_fresh_clone_lacks_it(tm
 
 
 def test_the_feature_page_holds_the_table_make_docs_writes():
-    from lakehouse.feature_spec import FEATURES_PAGE, page_with_table
+    from lakecontract.feature_spec import FEATURES_PAGE, page_with_table
 
     page = _read(FEATURES_PAGE)
     assert page_with_table(page) == page, f"{FEATURES_PAGE} is stale: run `make docs`"
@@ -329,7 +329,7 @@ def test_the_feature_page_holds_the_table_make_docs_writes():
 
 def test_the_feature_page_lists_every_feature_then_the_labels_once_in_spec_order():
     """Read back from the rendered table, not from the generator: one row per feature and label, in order."""
-    from lakehouse.feature_spec import FEATURES, LABELS
+    from lakecontract.feature_spec import FEATURES, LABELS
 
     tokens = PARSER.parse(_read("docs/features.md"))
     first_cells = [
@@ -342,7 +342,7 @@ def test_the_feature_page_lists_every_feature_then_the_labels_once_in_spec_order
 
 
 def test_update_docs_rewrites_a_stale_table_and_keeps_the_prose(tmp_path, capsys):
-    from lakehouse.feature_spec import TABLE_BEGIN, TABLE_END, main
+    from lakecontract.feature_spec import TABLE_BEGIN, TABLE_END, main
 
     page = tmp_path / "features.md"
     page.write_text(f"# Prose before\n\n{TABLE_BEGIN}\n| stale |\n{TABLE_END}\n\nProse after.\n", encoding="utf-8")
@@ -358,7 +358,7 @@ def test_update_docs_rewrites_a_stale_table_and_keeps_the_prose(tmp_path, capsys
 
 
 def test_update_docs_refuses_a_page_without_the_markers_and_leaves_it_as_it_was(tmp_path, capsys):
-    from lakehouse.feature_spec import main
+    from lakecontract.feature_spec import main
 
     page = tmp_path / "features.md"
     page.write_text("# A page someone wrote\n", encoding="utf-8")
@@ -373,4 +373,4 @@ def test_make_docs_regenerates_the_feature_page():
     """The Makefile's `docs` recipe is the generator's call on docs/features.md (not the old README rewrite)."""
     recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.MULTILINE)
     assert recipe, "the Makefile has no docs target"
-    assert "-m lakehouse.feature_spec --update-docs docs/features.md" in recipe[1]
+    assert "-m lakecontract.feature_spec --update-docs docs/features.md" in recipe[1]

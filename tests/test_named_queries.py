@@ -191,7 +191,7 @@ def _check_dq(spark, published, result):
     assert not result.duplicated(["table_name", "layer", "tier", "expectation"]).any()
 
 
-# Bars before each feature's first value (lakehouse/feature_spec.py: window - 1 or the recursive warm-up);
+# Bars before each feature's first value (lakecontract/feature_spec.py: window - 1 or the recursive warm-up);
 # label_up is null on each symbol's last bar only.
 NULL_BARS = {"label_up": 1, "rsi_14": 14, "macd": 25, "atr_14": 14, "volatility_20": 20, "sma_50": 49}
 

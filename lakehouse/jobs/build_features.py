@@ -36,10 +36,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakecontract.feature_math import CONTEXT_BARS, RESUME_COLUMNS, RESUME_FROM_BAR
+from lakecontract.feature_spec import FEATURE_NAMES, STATE_COLUMNS
 from lakehouse import delta_io
 from lakehouse.config import LakeConfig
-from lakehouse.feature_math import CONTEXT_BARS, RESUME_COLUMNS, RESUME_FROM_BAR
-from lakehouse.feature_spec import FEATURE_NAMES, STATE_COLUMNS
 from lakehouse.features import KEEP_FROM, RESUME_PREFIX, with_features, with_resumed_features
 from lakehouse.job_summary import JobSummary
 from lakehouse.jobs import Log

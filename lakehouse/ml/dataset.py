@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lakehouse.feature_spec import FEATURE_NAMES
+from lakecontract.feature_spec import FEATURE_NAMES
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, SparkSession

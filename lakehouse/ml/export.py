@@ -46,8 +46,8 @@ from lakecontract.artifacts import (  # the API builds its inputs with the same 
     snapshot_inputs,
 )
 from lakecontract.constants import DIRECTION, RETURN
+from lakecontract.feature_spec import FEATURE_NAMES, LABELS, spec_hash
 from lakecontract.objectstore import ObjectStore
-from lakehouse.feature_spec import FEATURE_NAMES, LABELS, spec_hash
 from lakehouse.job_summary import JobFailed
 from lakehouse.ml import catalogue
 from lakehouse.ml.dataset import LSTM_FEATURES, MODEL_FEATURES

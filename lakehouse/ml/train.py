@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lakehouse.feature_spec import spec_hash
+from lakecontract.feature_spec import spec_hash
 from lakehouse.job_summary import JobFailed
 from lakehouse.ml.dataset import DEFAULT_MAX_ROWS, TrainingData
 from lakehouse.ml.evaluate import ModelResult

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query
 from lakecontract.artifacts import SYMBOL_PATTERN, VERSION_PATTERN
 from lakecontract.constants import INTERVAL_PATTERN
 from serving.artifacts import Bundle
+from serving.artifacts import Prediction as Served
 from serving.dependencies import Cache
 from serving.errors import documented
 from serving.routes.lookup import check_interval, unknown_symbol
@@ -27,9 +28,14 @@ def prediction(bundle: Bundle, symbol: str, interval: str | None) -> Prediction:
     p = bundle.predictions.get(symbol)
     if p is None:
         raise unknown_symbol(bundle, symbol)
+    return answer(bundle, p)
+
+
+def answer(bundle: Bundle, p: Served) -> Prediction:
+    """The response for one served prediction: the version's horizon, signal and baseline around it."""
     base_prob = bundle.baseline_prob_up
     return Prediction(
-        symbol=symbol,
+        symbol=p.symbol,
         interval=bundle.interval,
         asof=p.asof,
         close=p.close,

@@ -11,7 +11,7 @@ Not a pytest test (it takes minutes and needs the whole machine). What it measur
    and write, as the issue's goal counts it; removed afterwards), or forced with a `noop` write
    (`--full-sink noop`), cancelled after `--full-timeout` seconds;
 3. Spark, a core subset of the features computed by the gold job's own code path (one
-   applyInPandas per symbol over `lakehouse.feature_math.compute(only=CORE)`);
+   applyInPandas per symbol over `lakecontract.feature_math.compute(only=CORE)`);
 4. DuckDB, the same core subset in SQL window functions over the same Parquet;
 5. that 3 and 4 agree on a few symbols (rtol 1e-9, nulls in the same places): else it fails;
 6. a table and a JSON file with the seconds and the ratios Spark / DuckDB.
@@ -46,8 +46,8 @@ import pyarrow.parquet as pq
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+from lakecontract.feature_spec import FEATURE_NAMES, FEATURES
 from lakehouse import delta_io
-from lakehouse.feature_spec import FEATURE_NAMES, FEATURES
 from lakehouse.sources.synthetic import synthetic_candles, synthetic_symbols
 from lakehouse.tables import Table, gold_features
 from tests.benchmarks.cli import write_report
@@ -130,11 +130,11 @@ def candles_parquet(n_symbols: int, n_bars: int, interval: str, seed: int, out_d
 
 def spark_subset(df, names):
     """Any subset of the features, computed as the gold job computes them: one applyInPandas per
-    symbol over `lakehouse.feature_math.compute(only=names)` (null until each window is full)."""
+    symbol over `lakecontract.feature_math.compute(only=names)` (null until each window is full)."""
     import pandas as pd
     from pyspark.sql import types as T
 
-    from lakehouse.feature_math import compute
+    from lakecontract.feature_math import compute
 
     names = list(names)
     schema = T.StructType(
@@ -245,7 +245,7 @@ _WIN_SIZES = (5, 10, 20, 50)
 
 
 def duck_core_exprs() -> dict[str, str]:
-    """The core features in DuckDB SQL, transcribed from the formulas of lakehouse.feature_spec."""
+    """The core features in DuckDB SQL, transcribed from the formulas of lakecontract.feature_spec."""
     mid, sd = "avg(close) OVER w20", "stddev_pop(close) OVER w20"
     hi, lo = "max(high) OVER w20", "min(low) OVER w20"
     vmean, vsd = "avg(volume) OVER w20", "stddev_samp(volume) OVER w20"

@@ -6,7 +6,7 @@
 Not a pytest test (minutes). One rolling mean and one rolling population std of close per window,
 computed three ways:
 
-1. `numpy`: `lakehouse.feature_math.rolling_mean` / `rolling_std(ddof=0)` called per symbol on
+1. `numpy`: `lakecontract.feature_math.rolling_mean` / `rolling_std(ddof=0)` called per symbol on
    the same arrays, no Spark: the primitives alone (their cost per window, nothing else).
 2. `applyInPandas`: the same primitives inside Spark's `groupBy("symbol").applyInPandas(...)`
    on `--symbols` × `--bars` rows (default 5 M), forced with a `noop` write: what the gold job
@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-from lakehouse.feature_math import rolling_mean, rolling_std
+from lakecontract.feature_math import rolling_mean, rolling_std
 from tests.benchmarks.bench_features import candles_parquet, timed_noop
 from tests.benchmarks.cli import parse_known, write_report
 

@@ -1,8 +1,12 @@
 """The per-bar math of every gold feature, for one symbol's bars, in numpy: O(bars) whatever the window.
 
 This is the one implementation: the gold job runs it per symbol inside one `applyInPandas`
-(lakehouse/features.py), and anything that must reproduce gold's numbers for other candles
-imports it. It imports neither Spark nor pandas (numpy, and scipy's `lfilter` for the recursions).
+(lakehouse/features.py), and the API's `POST /predict/candles` runs it on the bars a caller sends
+(serving/candles.py), so the two cannot compute a feature differently. It imports neither Spark nor
+pandas: numpy, and scipy's `lfilter` for the recursions where scipy is installed (Glue). The API's
+Lambda has no room for scipy (143 MB of a 250 MB budget), so without it the recursions run as a
+Python loop doing lfilter's arithmetic in lfilter's order: the same doubles, bit for bit
+(tests/test_feature_math.py), ~0.1 ms per recursion over 500 bars.
 
 Why numpy per symbol rather than Spark windows (measured, see DESIGN.md "Scale facts"): Spark 3.5
 re-aggregates a sliding `ROWS BETWEEN n PRECEDING` frame at every row, O(rows × window), and the
@@ -17,7 +21,7 @@ gold job had dozens of them up to 60 bars; at 10 M rows the 115-feature job did 
   of the window), so a flat window gives exactly 0 and a trending one loses a few ulps, not digits;
 - rolling max/min use the same split with running max/min (exact);
 - rolling quantiles partition each window (`np.partition`, O(window) per bar, in C);
-- EMA, MACD and the Wilder RSI/ATR recursions run in `scipy.signal.lfilter` (C).
+- EMA, MACD and the Wilder RSI/ATR recursions run in `scipy.signal.lfilter` (C), or its loop.
 
 Aligning blocks to the absolute bar number makes a build that resumes from stored state on a tail
 of bars (`compute(..., context=, resume=)`) add the same numbers in the same order as a build from
@@ -26,14 +30,21 @@ the first bar, so an incremental gold build equals a full rebuild bit for bit, n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 from functools import cache, partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import lfilter
 
-from lakehouse.feature_spec import (
+try:
+    from scipy.signal import lfilter
+
+    RECURSIONS_IN_C = True
+except ImportError:  # the API's Lambda: see the module docstring
+    RECURSIONS_IN_C = False
+
+from lakecontract.feature_spec import (
     ALPHA_WINDOWS,
     FEATURE_NAMES,
     FEATURES,
@@ -237,8 +248,25 @@ def _ema_run(x: Array, alpha: float, prev: float) -> Array:
     """y[t] = alpha·x[t] + (1 − alpha)·y[t−1] from y[−1] = prev, in C. A full build's run after
     its seed and a resumed build's run compute each step from the same two doubles, so they agree
     bit for bit."""
+    if not RECURSIONS_IN_C:
+        return ema_loop(x, alpha, prev)
     y, _ = lfilter([alpha], [1.0, alpha - 1.0], x, zi=[(1.0 - alpha) * prev])
     return np.asarray(y, dtype=float)
+
+
+def ema_loop(x: Array, alpha: float, prev: float) -> Array:
+    """`_ema_run` without scipy: lfilter's transposed direct form II for b = [alpha],
+    a = [1, alpha − 1], step by step as its C loop does it (coefficients divided by a[0] = 1, the
+    state z = x·b[1] − y·a[1] with b[1] = 0), so each output is the same double. Python floats are
+    the same IEEE doubles; only the speed differs (fine for a request's bars, not for a lake)."""
+    b0, a1 = alpha / 1.0, (alpha - 1.0) / 1.0
+    z = (1.0 - alpha) * prev
+    out = []
+    for xn in x.tolist():
+        yn = z + b0 * xn
+        z = xn * 0.0 - yn * a1
+        out.append(yn)
+    return np.array(out, dtype=float)
 
 
 def seeded_ema(x: Array, n: int, alpha: float | None = None, *, prev: float | None = None) -> Array:
@@ -258,6 +286,33 @@ def seeded_ema(x: Array, n: int, alpha: float | None = None, *, prev: float | No
     if seed_at + 1 < len(x):
         out[seed_at + 1 :] = _ema_run(x[seed_at + 1 :], alpha, out[seed_at])
     return out
+
+
+# --- how many bars a series needs to match gold ----------------------------------------------------
+
+SEED_WEIGHT = 1e-9
+"""How much a series' first bars may still weigh in its newest recursive features (see below)."""
+
+
+def _recursions() -> list[tuple[int, float]]:
+    """(bar of the seed, alpha) of every recursion `_recursive` runs: the EMAs of MA_WINDOWS, MACD's
+    EMA 12 and 26, its signal (seeded at bar 26 + 9 − 1), and Wilder's RSI averages and ATR (bar 15)."""
+    emas = [(n, 2.0 / (n + 1)) for n in (*MA_WINDOWS, 12, 26)]
+    return [*emas, (26 + 9 - 1, 2.0 / 10), (15, 1.0 / 14), (15, 1.0 / 14), (15, 1.0 / 14)]
+
+
+def bars_to_match_gold(weight: float = SEED_WEIGHT) -> int:
+    """The fewest bars a series needs so that its newest bar's features equal gold's for that bar.
+
+    Rolling features look back at most MAX_WINDOW bars, so any series that long gets gold's values
+    (to rounding). A recursion is seeded at a series' first bars: gold's at the symbol's first bar
+    in the lake, a caller's at the first bar it sent. k steps after its seed, the seed weighs
+    (1 − alpha)^k in the value, so the two agree to about that weight times the seeds' relative
+    difference (a few per cent of the price). This is the length at which every recursion's seed
+    weighs ≤ `weight`: for 1e-9, 569 bars, set by ema_50 (alpha 2/51); on the bundled real series
+    the measured difference from gold there is ≤ 5e-11 relative (docs/api.md)."""
+    steps = [seed + math.ceil(math.log(weight) / math.log(1.0 - alpha)) for seed, alpha in _recursions()]
+    return max(MAX_WINDOW, *steps)
 
 
 # --- the features ----------------------------------------------------------------------------------
