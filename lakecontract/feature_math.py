@@ -37,13 +37,6 @@ from functools import cache, partial
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-try:
-    from scipy.signal import lfilter
-
-    RECURSIONS_IN_C = True
-except ImportError:  # the API's Lambda: see the module docstring
-    RECURSIONS_IN_C = False
-
 from lakecontract.feature_spec import (
     ALPHA_WINDOWS,
     FEATURE_NAMES,
@@ -78,15 +71,18 @@ def _blocks(x: Array, w: int, offset: int, fill: float) -> tuple[Array, int]:
     (offset + i) % w; returns the 2-D blocks and the number of leading pad cells."""
     lead = offset % w
     nb = -(-(lead + len(x)) // w)
-    buf = np.full(nb * w, fill)
+    buf = np.empty(nb * w)  # not np.full: its Python wrapper is most of the cost on short series
+    buf[:lead] = fill
     buf[lead : lead + len(x)] = x
+    buf[lead + len(x) :] = fill
     return buf.reshape(nb, w), lead
 
 
 def _split_windows(prefix: Array, suffix: Array, w: int, offset: int, join: Callable[[Array, Array], Array]) -> Array:
     """Combine in-block prefix and suffix aggregates into trailing windows of `w` (NaN until full)."""
     n = len(prefix)
-    out = np.full(n, NAN)
+    out = np.empty(n)
+    out[: w - 1] = NAN
     if n < w:
         return out
     ends = prefix[w - 1 :]
@@ -100,7 +96,7 @@ def _window_sum(y_own: Array, y_next: Array, w: int, offset: int) -> Array:
     """Trailing sums of w values: `y_own` as seen from its own block (prefix part), `y_next` as
     seen from the next block (suffix part) — the same values unless centred per block."""
     pre, lead = _blocks(y_own, w, offset, 0.0)
-    suf, _ = _blocks(y_next, w, offset, 0.0)
+    suf = pre if y_next is y_own else _blocks(y_next, w, offset, 0.0)[0]
     n = len(y_own)
     prefix = np.cumsum(pre, axis=1).ravel()[lead : lead + n]
     suffix = np.cumsum(suf[:, ::-1], axis=1)[:, ::-1].ravel()[lead : lead + n]
@@ -144,7 +140,7 @@ def _block_centres(x: Array, w: int, offset: int) -> tuple[Array, Array]:
     return own, following
 
 
-Memo = dict[tuple[int, int, int], Array]
+Memo = dict[tuple[int, int, int], tuple[Array, Array, Array]]
 Column = Array | Callable[[], Array]
 """A family's column: an array, or a function that computes it (with what it shares with its
 neighbours, cached) only when `compute` is asked for it: `only=` then costs what it names."""
@@ -152,13 +148,20 @@ neighbours, cached) only when `compute` is asked for it: `only=` then costs what
 
 def _centred_sums(x: Array, y: Array, w: int, offset: int, memo: Memo | None = None) -> tuple[Array, Array, Array]:
     """Window sums of centred x, y and x·y (x may be y): the pieces of a variance or covariance.
-    `memo` (keyed by the arrays' identity) shares the sums between the features of one build."""
+    `memo` (keyed by the arrays' identity) shares the sums between the features of one build: a
+    covariance then takes x's and y's own sums from their variances' entries (the same arrays,
+    NaN only where x's or y's window is invalid; Σxy is NaN where either is, so a correlation
+    built from them is unchanged) and computes only Σxy."""
     if memo is not None:
         key = (id(x), id(y), w)
         if key not in memo:
-            memo[key] = np.stack(_centred_sums(x, y, w, offset))
-        sx_, sy_, sxy_ = memo[key]
-        return sx_, sy_, sxy_
+            if y is x:
+                memo[key] = _centred_sums(x, x, w, offset)
+            else:
+                sx = _centred_sums(x, x, w, offset, memo)[0]
+                sy = _centred_sums(y, y, w, offset, memo)[0]
+                memo[key] = (sx, sy, _centred_cross(x, y, w, offset))
+        return memo[key]
     x0, y0 = np.where(np.isnan(x), 0.0, x), np.where(np.isnan(y), 0.0, y)
     cx_own, cx_next = _block_centres(x, w, offset)
     cy_own, cy_next = (cx_own, cx_next) if y is x else _block_centres(y, w, offset)
@@ -170,6 +173,16 @@ def _centred_sums(x: Array, y: Array, w: int, offset: int, memo: Memo | None = N
     for part in (sx, sy, sxy):
         part[bad] = NAN
     return sx, sy, sxy
+
+
+def _centred_cross(x: Array, y: Array, w: int, offset: int) -> Array:
+    """Σxy of `_centred_sums` alone (the same operations, so the same doubles)."""
+    x0, y0 = np.where(np.isnan(x), 0.0, x), np.where(np.isnan(y), 0.0, y)
+    cx_own, cx_next = _block_centres(x, w, offset)
+    cy_own, cy_next = _block_centres(y, w, offset)
+    sxy = _window_sum((x0 - cx_own) * (y0 - cy_own), (x0 - cx_next) * (y0 - cy_next), w, offset)
+    sxy[_invalid(x, w, offset) | _invalid(y, w, offset)] = NAN
+    return sxy
 
 
 def _sum_of_squares(x: Array, w: int, offset: int, memo: Memo | None = None) -> Array:
@@ -244,11 +257,24 @@ def lag(x: Array, k: int) -> Array:
 # --- recursions ----------------------------------------------------------------------------------
 
 
+@cache
+def scipy_lfilter() -> Callable[..., tuple[Array, Array]] | None:
+    """scipy's lfilter where scipy is installed (Glue), else None (the API's Lambda). Imported on
+    first use, not with the module: `import scipy.signal` costs 0.3–1.6 s, which an API cold start
+    that never runs a recursion over a lake's worth of bars should not pay."""
+    try:
+        from scipy.signal import lfilter
+    except ImportError:
+        return None
+    return lfilter
+
+
 def _ema_run(x: Array, alpha: float, prev: float) -> Array:
     """y[t] = alpha·x[t] + (1 − alpha)·y[t−1] from y[−1] = prev, in C. A full build's run after
     its seed and a resumed build's run compute each step from the same two doubles, so they agree
     bit for bit."""
-    if not RECURSIONS_IN_C:
+    lfilter = scipy_lfilter()
+    if lfilter is None:
         return ema_loop(x, alpha, prev)
     y, _ = lfilter([alpha], [1.0, alpha - 1.0], x, zi=[(1.0 - alpha) * prev])
     return np.asarray(y, dtype=float)
@@ -261,11 +287,11 @@ def ema_loop(x: Array, alpha: float, prev: float) -> Array:
     the same IEEE doubles; only the speed differs (fine for a request's bars, not for a lake)."""
     b0, a1 = alpha / 1.0, (alpha - 1.0) / 1.0
     z = (1.0 - alpha) * prev
-    out = []
-    for xn in x.tolist():
+    out = x.tolist()
+    for i, xn in enumerate(out):
         yn = z + b0 * xn
         z = xn * 0.0 - yn * a1
-        out.append(yn)
+        out[i] = yn
     return np.array(out, dtype=float)
 
 

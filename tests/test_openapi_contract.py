@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -113,9 +114,39 @@ def _drive_a_published_lake(probe: Probe, version: str) -> None:
     probe("POST", "/pipeline/runs", json={"source": "ftp"})
     for run_id in ("contract-1", "nope", "-bad"):
         probe("GET", f"/pipeline/runs/{run_id}")
-    for path in ("/predict", "/pipeline/runs"):
+    _drive_candles(probe)
+    for path in ("/predict", "/pipeline/runs", "/predict/candles"):
         for body, headers in BAD_BODIES.values():
             probe("POST", path, content=body, headers=headers)
+        # Over the body limit, sent without a Content-Length so that it reaches the operation (one
+        # declared too long is refused before routing, like an unknown path: tests/test_candles_api.py).
+        probe("POST", path, content=iter([b" " * (Settings().max_body_bytes + 1)]), headers=JSON)
+
+
+def _walk(n: int) -> list[dict[str, Any]]:
+    """n consistent daily bars (a random walk) on the 00:00 UTC grid, as a client sends them."""
+    import numpy as np
+
+    from tests.feature_frames import _bars
+
+    frame = _bars(np.random.default_rng(3), n, 40.0)
+    start = datetime(2019, 1, 1, tzinfo=UTC)
+    cols = ("open", "high", "low", "close", "volume")
+    return [
+        {"ts": (start + timedelta(days=i)).isoformat(), **{c: float(frame[c].iloc[i]) for c in cols}} for i in range(n)
+    ]
+
+
+def _drive_candles(probe: Probe) -> None:
+    """POST /predict/candles: an answer, silver's rules, the limits, and what is not there."""
+    from serving.candles import MIN_BARS
+
+    bars = _walk(MIN_BARS)
+    probe("POST", "/predict/candles", json={"symbol": "NEW1", "candles": bars})
+    probe("POST", "/predict/candles", json={"symbol": "NEW1", "candles": bars[:10]})  # too few
+    probe("POST", "/predict/candles", json={"symbol": "NEW1", "candles": [{**bars[0], "low": 1e9}, *bars[1:]]})
+    probe("POST", "/predict/candles", json={"symbol": "NEW1", "candles": bars, "interval": "1h"})  # not its interval
+    probe("POST", "/predict/candles", json={"symbol": "NEW1", "candles": bars, "model": "20990101T000000Z"})
 
 
 def _drive_an_empty_lake(probe: Probe) -> None:
@@ -124,6 +155,7 @@ def _drive_an_empty_lake(probe: Probe) -> None:
     probe("GET", "/symbols")
     probe("GET", "/latest", params={"symbol": "SYN0001"})
     probe("POST", "/predict", json={"symbol": "SYN0001"})
+    probe("POST", "/predict/candles", json={"symbol": "SYN0001", "candles": _walk(3)})
     probe("GET", "/predict/SYN0001")
     probe("GET", "/models")
     for name in ("latest", "20990101T000000Z"):
@@ -140,6 +172,7 @@ def _drive_an_unreadable_store(probe: Probe) -> None:
 def _drive_a_broken_app(probe: Probe, version: str) -> None:
     """Every call into the model cache and the run launcher raises something nobody expected."""
     probe("POST", "/predict", json={"symbol": "SYN0001"})
+    probe("POST", "/predict/candles", json={"symbol": "SYN0001", "candles": _walk(3)})
     probe("POST", "/pipeline/runs", json={"name": "r9"})
     for url in ("/health", "/symbols", "/latest?symbol=SYN0001", "/predict/SYN0001", "/models", f"/models/{version}"):
         probe("GET", url)

@@ -20,7 +20,9 @@ router = APIRouter()
 RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")]
 
 
-@router.post("/pipeline/runs", response_model=PipelineRun, status_code=202, responses=documented(400, 409, 422, 503))
+@router.post(
+    "/pipeline/runs", response_model=PipelineRun, status_code=202, responses=documented(400, 409, 413, 422, 503)
+)
 async def start_run(runs: Runs, body: PipelineRunRequest | None = None) -> PipelineRun:
     """Start the pipeline (StartExecution on AWS; the local runner in a background process locally)."""
     body = body or PipelineRunRequest()

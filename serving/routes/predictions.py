@@ -53,7 +53,7 @@ def answer(bundle: Bundle, p: Served) -> Prediction:
     )
 
 
-@router.post("/predict", response_model=Prediction, responses=documented(400, 404, 422, 503))
+@router.post("/predict", response_model=Prediction, responses=documented(400, 404, 413, 422, 503))
 async def predict(body: PredictRequest, cache: Cache) -> Prediction:
     """Direction (prob_up → signal) and next close for the symbol's newest bar."""
     return prediction(cache.version(body.model), body.symbol, body.interval)
