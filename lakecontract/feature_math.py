@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping
 from functools import cache, partial
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -103,9 +104,32 @@ def _window_sum(y_own: Array, y_next: Array, w: int, offset: int) -> Array:
     return _split_windows(prefix, suffix, w, offset, np.add)
 
 
-def _invalid(x: Array, w: int, offset: int) -> Array:
-    """True where the trailing window of w holds a NaN (or is not full). NaNs only at the start
-    (a lag's, a difference's) are the common case and need no window sum."""
+Memo = dict[tuple[Any, ...], Any]
+"""Per build: what several features compute from the same series (keyed by the series' identity,
+the window and the offset; each entry keeps its series alive, so that identity cannot be reused)."""
+
+
+def _shared(memo: Memo | None, tag: str, x: Array, w: int, offset: int, make: Callable[[], Any]) -> Any:
+    if memo is None:
+        return make()
+    key = (tag, id(x), w, offset)
+    if key not in memo:
+        memo[key] = (x, make())
+    return memo[key][1]
+
+
+def _clean(x: Array, memo: Memo | None = None) -> Array:
+    """x with NaN as 0 (the sums skip NaN windows separately)."""
+    return _shared(memo, "clean", x, 0, 0, lambda: np.where(np.isnan(x), 0.0, x))
+
+
+def _invalid(x: Array, w: int, offset: int, memo: Memo | None = None) -> Array:
+    """True where the trailing window of w holds a NaN (or is not full)."""
+    return _shared(memo, "invalid", x, w, offset, lambda: _invalid_windows(x, w, offset))
+
+
+def _invalid_windows(x: Array, w: int, offset: int) -> Array:
+    """NaNs only at the start (a lag's, a difference's) are the common case and need no window sum."""
     n = len(x)
     nan_at = np.flatnonzero(np.isnan(x))
     if len(nan_at) == 0 or nan_at[-1] == len(nan_at) - 1:
@@ -115,32 +139,35 @@ def _invalid(x: Array, w: int, offset: int) -> Array:
     return np.isnan(count) | (count > 0)
 
 
-def rolling_sum(x: Array, w: int, offset: int = 0) -> Array:
+def rolling_sum(x: Array, w: int, offset: int = 0, memo: Memo | None = None) -> Array:
     """Sum of the last w values (NaN until w values, or where one of them is NaN)."""
-    clean = np.where(np.isnan(x), 0.0, x)
+    clean = _clean(x, memo)
     out = _window_sum(clean, clean, w, offset)
-    out[_invalid(x, w, offset)] = NAN
+    out[_invalid(x, w, offset, memo)] = NAN
     return out
 
 
-def rolling_mean(x: Array, w: int, offset: int = 0) -> Array:
-    return rolling_sum(x, w, offset) / w
+def rolling_mean(x: Array, w: int, offset: int = 0, memo: Memo | None = None) -> Array:
+    return rolling_sum(x, w, offset, memo) / w
 
 
-def _block_centres(x: Array, w: int, offset: int) -> tuple[Array, Array]:
+def _block_centres(x: Array, w: int, offset: int, memo: Memo | None = None) -> tuple[Array, Array]:
     """Per value: the first value of its own block, and the first value of the next block (a
     window ending in block k is centred on block k's first value, a member of that window)."""
-    firsts, lead = _blocks(np.where(np.isnan(x), 0.0, x), w, offset, 0.0)
+    return _shared(memo, "centres", x, w, offset, lambda: _centres(_clean(x, memo), w, offset))
+
+
+def _centres(x0: Array, w: int, offset: int) -> tuple[Array, Array]:
+    firsts, lead = _blocks(x0, w, offset, 0.0)
     starts = firsts[:, 0].copy()
     if lead:  # a partial first block: its windows are incomplete anyway; centre on x[0]
         starts[0] = firsts[0, lead]
-    n = len(x)
+    n = len(x0)
     own = np.repeat(starts, w)[lead : lead + n]
     following = np.repeat(np.append(starts[1:], 0.0), w)[lead : lead + n]
     return own, following
 
 
-Memo = dict[tuple[int, int, int], tuple[Array, Array, Array]]
 Column = Array | Callable[[], Array]
 """A family's column: an array, or a function that computes it (with what it shares with its
 neighbours, cached) only when `compute` is asked for it: `only=` then costs what it names."""
@@ -153,35 +180,39 @@ def _centred_sums(x: Array, y: Array, w: int, offset: int, memo: Memo | None = N
     NaN only where x's or y's window is invalid; Σxy is NaN where either is, so a correlation
     built from them is unchanged) and computes only Σxy."""
     if memo is not None:
-        key = (id(x), id(y), w)
+        key = ("sums", id(x), id(y), w)
         if key not in memo:
             if y is x:
-                memo[key] = _centred_sums(x, x, w, offset)
+                memo[key] = _sums(x, x, w, offset, memo)
             else:
                 sx = _centred_sums(x, x, w, offset, memo)[0]
                 sy = _centred_sums(y, y, w, offset, memo)[0]
-                memo[key] = (sx, sy, _centred_cross(x, y, w, offset))
+                memo[key] = (sx, sy, _centred_cross(x, y, w, offset, memo))
         return memo[key]
-    x0, y0 = np.where(np.isnan(x), 0.0, x), np.where(np.isnan(y), 0.0, y)
-    cx_own, cx_next = _block_centres(x, w, offset)
-    cy_own, cy_next = (cx_own, cx_next) if y is x else _block_centres(y, w, offset)
+    return _sums(x, y, w, offset, None)
+
+
+def _sums(x: Array, y: Array, w: int, offset: int, memo: Memo | None) -> tuple[Array, Array, Array]:
+    x0, y0 = _clean(x, memo), _clean(y, memo)
+    cx_own, cx_next = _block_centres(x, w, offset, memo)
+    cy_own, cy_next = (cx_own, cx_next) if y is x else _block_centres(y, w, offset, memo)
     xo, xn, yo, yn = x0 - cx_own, x0 - cx_next, y0 - cy_own, y0 - cy_next
     sx = _window_sum(xo, xn, w, offset)
     sy = sx if y is x else _window_sum(yo, yn, w, offset)
     sxy = _window_sum(xo * yo, xn * yn, w, offset)
-    bad = _invalid(x, w, offset) | (_invalid(y, w, offset) if y is not x else False)
+    bad = _invalid(x, w, offset, memo) | (_invalid(y, w, offset, memo) if y is not x else False)
     for part in (sx, sy, sxy):
         part[bad] = NAN
     return sx, sy, sxy
 
 
-def _centred_cross(x: Array, y: Array, w: int, offset: int) -> Array:
+def _centred_cross(x: Array, y: Array, w: int, offset: int, memo: Memo | None) -> Array:
     """Σxy of `_centred_sums` alone (the same operations, so the same doubles)."""
-    x0, y0 = np.where(np.isnan(x), 0.0, x), np.where(np.isnan(y), 0.0, y)
-    cx_own, cx_next = _block_centres(x, w, offset)
-    cy_own, cy_next = _block_centres(y, w, offset)
+    x0, y0 = _clean(x, memo), _clean(y, memo)
+    cx_own, cx_next = _block_centres(x, w, offset, memo)
+    cy_own, cy_next = _block_centres(y, w, offset, memo)
     sxy = _window_sum((x0 - cx_own) * (y0 - cy_own), (x0 - cx_next) * (y0 - cy_next), w, offset)
-    sxy[_invalid(x, w, offset) | _invalid(y, w, offset)] = NAN
+    sxy[_invalid(x, w, offset, memo) | _invalid(y, w, offset, memo)] = NAN
     return sxy
 
 
@@ -285,6 +316,7 @@ def ema_loop(x: Array, alpha: float, prev: float) -> Array:
     a = [1, alpha − 1], step by step as its C loop does it (coefficients divided by a[0] = 1, the
     state z = x·b[1] − y·a[1] with b[1] = 0), so each output is the same double. Python floats are
     the same IEEE doubles; only the speed differs (fine for a request's bars, not for a lake)."""
+    alpha, prev = float(alpha), float(prev)  # Python floats: numpy scalars would be 2× slower here
     b0, a1 = alpha / 1.0, (alpha - 1.0) / 1.0
     z = (1.0 - alpha) * prev
     out = x.tolist()
@@ -362,7 +394,7 @@ class _Bars:
     def mean(self, x: Array, w: int) -> Array:
         key = (id(x), w)
         if key not in self._means:
-            self._means[key] = rolling_mean(x, w, self.offset)
+            self._means[key] = rolling_mean(x, w, self.offset, self.memo)
         return self._means[key]
 
     def std(self, x: Array, w: int, ddof: int) -> Array:
@@ -448,7 +480,7 @@ def _alpha158_window(b: _Bars, d: int, up: Array, down: Array, gain: Array, loss
     c, off = b.c, b.offset
     hi = cache(partial(rolling_max, b.h, d, off))
     lo = cache(partial(rolling_min, b.lo, d, off))
-    abs_sum = cache(lambda: rolling_sum(np.abs(b.delta), d, off) + EPS)
+    abs_sum = cache(lambda: rolling_sum(np.abs(b.delta), d, off, b.memo) + EPS)
     qtl = cache(partial(rolling_quantiles, c, d, (0.8, 0.2)))
     return {
         f"ROC{d}": lambda: lag(c, d) / c,
@@ -462,8 +494,8 @@ def _alpha158_window(b: _Bars, d: int, up: Array, down: Array, gain: Array, loss
         f"CORR{d}": lambda: rolling_corr(c, b.log_volume, d, off, b.memo),
         f"CNTP{d}": lambda: b.mean(up, d),
         f"CNTN{d}": lambda: b.mean(down, d),
-        f"SUMP{d}": lambda: rolling_sum(gain, d, off) / abs_sum(),
-        f"SUMN{d}": lambda: rolling_sum(loss, d, off) / abs_sum(),
+        f"SUMP{d}": lambda: rolling_sum(gain, d, off, b.memo) / abs_sum(),
+        f"SUMN{d}": lambda: rolling_sum(loss, d, off, b.memo) / abs_sum(),
     }
 
 
