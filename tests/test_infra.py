@@ -398,6 +398,42 @@ def test_schedules_and_failure_alarms(synthesized):
     pipeline.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
 
 
+def _cloudwatch_statements(statements: list[dict]) -> list[dict]:
+    def service(st: dict) -> object:
+        principal = st.get("Principal")
+        return principal.get("Service") if isinstance(principal, dict) else None
+
+    return [st for st in statements if service(st) == "cloudwatch.amazonaws.com"]
+
+
+def test_cloudwatch_may_publish_alarms_to_the_topic_with_a_key_it_can_use(synthesized):
+    """Issue 17: with `alias/aws/sns` (whose policy admits no service) and a topic policy holding only
+    enforce_ssl's Deny, every alarm failed to publish. Both grants are checked, and their scope."""
+    _, templates, _ = synthesized
+    pipeline = templates["pipeline"]
+    (topic,) = _resources(pipeline, "AWS::SNS::Topic").values()
+    key_ref = topic["Properties"]["KmsMasterKeyId"]
+    keys = _resources(pipeline, "AWS::KMS::Key")
+    assert isinstance(key_ref, dict) and key_ref["Fn::GetAtt"][0] in keys, f"not a key of the stack: {key_ref}"
+    key = keys[key_ref["Fn::GetAtt"][0]]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (grant,) = _cloudwatch_statements(key["KeyPolicy"]["Statement"])
+    assert grant["Effect"] == "Allow" and {"kms:Decrypt", "kms:GenerateDataKey*"} == set(_actions(grant))
+
+    statements = [
+        st
+        for policy in _resources(pipeline, "AWS::SNS::TopicPolicy").values()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (publish,) = [st for st in _cloudwatch_statements(statements) if st["Effect"] == "Allow"]
+    assert _actions(publish) == ["sns:Publish"]
+    assert ":alarm:candlelake-*" in json.dumps(publish["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert "aws:SourceAccount" in publish["Condition"]["StringEquals"]
+    alarms = [a for t in templates.values() for a in _resources(t, "AWS::CloudWatch::Alarm").values()]
+    names = [a["Properties"]["AlarmName"] for a in alarms]
+    assert len(names) >= 4 and all(n.startswith("candlelake-") for n in names), names  # all inside the scope
+
+
 # --- api ----------------------------------------------------------------------------------------
 
 

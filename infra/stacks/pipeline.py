@@ -106,6 +106,10 @@ class PipelineStack(Stack):
         for placeholder, module in definitions.GLUE_JOBS.items():
             arguments = _job_arguments(module, libs, pins, lake_root, artifacts)
             self.jobs[placeholder] = self._glue_job(placeholder, module, arguments, security)
+        # Every alarm of the app is named <prefix>-…: the topic admits CloudWatch for those alone.
+        self.alarm_arn_pattern = (
+            f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:{settings.prefix}-*"
+        )
         self.alarm_topic = self._alarm_topic()
         self.machines: dict[str, sfn.StateMachine] = {}
         for key, path in (("pipeline", definitions.PIPELINE), ("intraday", definitions.INGEST_INTRADAY)):
@@ -193,9 +197,43 @@ class PipelineStack(Stack):
     # --- the state machines ----------------------------------------------------------------------
 
     def _alarm_topic(self) -> sns.Topic:
-        """Where every failure alarm goes (`-c alarm_email=…` subscribes an address)."""
-        topic_key = kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns")
+        """Where every failure alarm goes (`-c alarm_email=…` subscribes an address).
+
+        CloudWatch publishes an alarm to the topic as the service itself, so two grants are needed
+        that a topic with default settings lacks: the topic's policy must Allow
+        `cloudwatch.amazonaws.com` to `sns:Publish` (scoped here to this account's alarms named
+        `<prefix>-*`; `enforce_ssl` alone writes only a Deny), and the topic's KMS key must let
+        CloudWatch encrypt with it. The AWS-managed `alias/aws/sns` key's policy cannot be changed and
+        admits no service principal, so with it every alarm failed to publish: this key is our own,
+        rotated, used by nothing else."""
+        topic_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"{self.settings.prefix}: encrypts the alarm topic; CloudWatch may use it to publish",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToTheTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+            )
+        )
         topic = sns.Topic(self, "Alarms", display_name="candlelake alarms", enforce_ssl=True, master_key=topic_key)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": self.alarm_arn_pattern},
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
+            )
+        )
         if self.settings.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(self.settings.alarm_email))
         return topic
