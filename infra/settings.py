@@ -36,6 +36,9 @@ class InfraSettings:
     old_runs_days: int = 90  # run histories, reports, Athena results expire after this many days
     noncurrent_days: int = 30  # old object versions kept this long
     alarm_email: str = ""
+    # Who may start pipeline runs through the API (comma-separated IAM ARN patterns, fnmatch `*`): the
+    # API's other callers only read. Empty: nobody (runs start from the console or the schedules).
+    operator_arns: str = ""
 
     @classmethod
     def from_context(cls, context: dict[str, Any] | None = None) -> InfraSettings:

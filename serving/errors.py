@@ -30,8 +30,10 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 
 _MEANING = {
     400: "bad_request: the body cannot be decoded as JSON text (bytes that are not UTF-8, nesting deeper than "
     "the parser allows, an integer of over 4,300 digits); a JSON syntax error is a 422",
+    403: "pipeline runs on AWS: the caller is not an operator (not_an_operator) or none is configured "
+    "(runs_not_allowed)",
     404: "unknown symbol, model version or run",
-    409: "pipeline runs: a run with that name exists (run_exists) or a local run is in progress (run_in_progress)",
+    409: "pipeline runs: a run with that name exists (run_exists) or another run is in progress (run_in_progress)",
     413: "body_too_large: the body is over the limit the message names (a Lambda's memory is shared by requests)",
     422: "invalid request (invalid_request); POST /predict/candles also: bar_rejected (a silver rule, naming the rule "
     "and the bars), too_few_bars / too_many_bars (naming the limit)",

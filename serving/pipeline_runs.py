@@ -5,6 +5,12 @@ DescribeExecution's. Locally a run is `python -m step_functions.run_local` in a 
 writing `<lake>/runs/<id>.log`; the runner saves `<lake>/runs/<id>.json` (status, states) when it
 ends, which is where the status comes from after the process exits — or after this API restarts.
 One local run at a time: two pipelines on one lake on a laptop only slow each other down.
+
+On AWS a run rewrites the production lake and, through export, the model the API serves, so the
+API's readers may not start one: only a signed caller whose IAM ARN matches an operator pattern
+(`require_operator`), and not while another execution of the pipeline is RUNNING. Two requests in
+the same instant can still both pass that check; the Glue jobs' MaxConcurrentRuns of 1 then fails
+the second execution's first job rather than letting two write the lake at once.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +58,15 @@ class AwsRuns:
         return f"{prefix}:execution:{machine}:{run_id}"
 
     def start(self, run_id: str, execution_input: dict[str, str]) -> dict[str, Any]:
+        running = self.client.list_executions(stateMachineArn=self.arn, statusFilter="RUNNING", maxResults=10)
+        others = [e for e in running["executions"] if e["name"] != run_id]  # the same name: idempotent retry
+        if others:
+            raise RunError(
+                409,
+                "run_in_progress",
+                f"pipeline run {others[0]['name']} is running (since {_iso(others[0].get('startDate'))}); "
+                "start another when it has finished, or stop it in the Step Functions console",
+            )
         try:
             out = self.client.start_execution(stateMachineArn=self.arn, name=run_id, input=json.dumps(execution_input))
         except self.client.exceptions.ExecutionAlreadyExists:
@@ -200,3 +217,30 @@ class LocalRuns:
                 "log": str(run.log),
             }
         raise RunError(404, "unknown_run", f"no pipeline run {run_id}")
+
+
+def caller_arn(scope: Mapping[str, Any]) -> str | None:
+    """The IAM ARN a Function URL (auth AWS_IAM) or an HTTP API IAM authorizer signed the request
+    with, from the Lambda event Mangum keeps in the ASGI scope; None when unsigned or not on Lambda."""
+    event = scope.get("aws.event") or {}
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    return (authorizer.get("iam") or {}).get("userArn")
+
+
+def require_operator(scope: Mapping[str, Any], operators: tuple[str, ...]) -> None:
+    """Refuse (403) a caller who may read the API but is not an operator."""
+    if not operators:
+        raise RunError(
+            403,
+            "runs_not_allowed",
+            "starting pipeline runs through the API is off: no operator is configured "
+            "(CANDLELAKE_OPERATOR_ARNS; deploy with -c operator_arns=<IAM ARN patterns>)",
+        )
+    caller = caller_arn(scope)
+    if caller is None or not any(fnmatchcase(caller, pattern) for pattern in operators):
+        raise RunError(
+            403,
+            "not_an_operator",
+            f"{caller or 'an unsigned caller'} may read the API but not start pipeline runs "
+            "(operators: CANDLELAKE_OPERATOR_ARNS)",
+        )

@@ -34,6 +34,9 @@ class Settings:
     # Set on AWS: POST /pipeline/runs calls StartExecution on it. Unset: the local runner in a
     # background process (development only; a Lambda has no Spark).
     state_machine_arn: str | None = None
+    # On AWS, who may start a run (POST /pipeline/runs): IAM ARNs of signed callers, `*` and `?` as in
+    # fnmatch (an assumed role's sessions: arn:aws:sts::<account>:assumed-role/<role>/*). None: no one.
+    operator_arns: tuple[str, ...] = ()
     log_level: str = "INFO"
     # Non-latest versions asked for with `model` stay loaded, newest used first, up to this many.
     cached_versions: int = 4
@@ -52,6 +55,7 @@ class Settings:
             reload_seconds=_float(env, "CANDLELAKE_RELOAD_SECONDS", 30.0),
             cors_origins=origins,
             state_machine_arn=env.get("CANDLELAKE_STATE_MACHINE_ARN") or None,
+            operator_arns=tuple(a.strip() for a in env.get("CANDLELAKE_OPERATOR_ARNS", "").split(",") if a.strip()),
             log_level=(env.get("CANDLELAKE_LOG_LEVEL") or "INFO").upper(),
             cached_versions=int(_float(env, "CANDLELAKE_CACHED_VERSIONS", 4)),
             max_body_bytes=int(_float(env, "CANDLELAKE_MAX_BODY_BYTES", 1_048_576)),

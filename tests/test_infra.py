@@ -38,6 +38,9 @@ JOB_NAMES = {
 }
 
 
+OPERATOR_PATTERN = "arn:aws:sts::123456789012:assumed-role/candlelake-operator/*"
+
+
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
     from infra.app import create
@@ -46,7 +49,8 @@ def synthesized(tmp_path_factory):
     (layer / "python").mkdir()
     (layer / "python" / "placeholder.txt").write_text("the real layer is built by `make lambda-layer`")
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app, stacks = create({"api_layer_path": str(layer), "alarm_email": "ops@example.com"}, outdir=str(outdir))
+    context = {"api_layer_path": str(layer), "alarm_email": "ops@example.com", "operator_arns": OPERATOR_PATTERN}
+    app, stacks = create(context, outdir=str(outdir))
     app.synth()
     templates = {name: Template.from_stack(stack) for name, stack in stacks.items()}
     return stacks, templates, outdir
@@ -448,6 +452,7 @@ def test_the_api_lambda_serves_the_lake_behind_an_iam_function_url(synthesized):
     assert fn["Runtime"] == "python3.12" and fn["TracingConfig"] == {"Mode": "Active"}
     env = fn["Environment"]["Variables"]
     assert "CANDLELAKE_STATE_MACHINE_ARN" in env and "/lake" in json.dumps(env["CANDLELAKE_LAKE_ROOT"])
+    assert env["CANDLELAKE_OPERATOR_ARNS"] == OPERATOR_PATTERN  # only these callers may start runs
     api.has_resource_properties("AWS::Lambda::Url", {"AuthType": "AWS_IAM"})
     api.has_resource_properties("AWS::Lambda::LayerVersion", {"CompatibleRuntimes": ["python3.12"]})
     alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in _resources(api, "AWS::CloudWatch::Alarm").values()}
@@ -460,6 +465,9 @@ def test_the_api_can_read_published_models_and_start_runs_and_nothing_more(synth
     statements = _statements(templates["api"])
     actions = {a for s in statements for a in _actions(s)}
     assert {"s3:GetObject", "s3:ListBucket", "states:StartExecution", "states:DescribeExecution"} <= actions
+    runs = next(s for s in statements if "states:StartExecution" in _actions(s))
+    assert set(_actions(runs)) == {"states:StartExecution", "states:ListExecutions"}  # one run at a time
+    assert len(_resources_of(runs)) == 1 and "Ref" in json.dumps(_resources_of(runs)[0])  # the pipeline machine only
     assert not {a for a in actions if a.startswith("s3:") and a not in ("s3:GetObject", "s3:ListBucket")}
     get = next(s for s in statements if _actions(s) == ["s3:GetObject"])
     assert "/lake/gold/models/*" in json.dumps(get["Resource"])

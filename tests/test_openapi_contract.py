@@ -169,6 +169,24 @@ def _drive_an_unreadable_store(probe: Probe) -> None:
     probe("GET", "/pipeline/runs/r1")
 
 
+def _aws_runs_app(lake_root: str) -> Any:
+    """An app whose runs are Step Functions executions (moto), with no operator configured."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.create_state_machine(
+        name="candlelake-pipeline",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    return create_app(Settings(lake_root=lake_root, state_machine_arn=arn))
+
+
+def _drive_runs_on_aws(probe: Probe) -> None:
+    """On AWS only operators may start a run (tests/test_serving.py drives who is one)."""
+    probe("POST", "/pipeline/runs", json={"name": "r2"})
+
+
 def _drive_a_broken_app(probe: Probe, version: str) -> None:
     """Every call into the model cache and the run launcher raises something nobody expected."""
     probe("POST", "/predict", json={"symbol": "SYN0001"})
@@ -206,6 +224,7 @@ def observed(published_lake, tmp_path_factory) -> dict[tuple[str, str], list[tup
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         with mock_aws():
             _drive_an_unreadable_store(Probe(create_app(Settings(lake_root="s3://candlelake-nothing/lake")), seen))
+            _drive_runs_on_aws(Probe(_aws_runs_app(str(folder / "lake")), seen))
 
     with pytest.MonkeyPatch.context() as patch:
         broken = create_app(Settings(lake_root=str(folder / "lake")))

@@ -594,7 +594,20 @@ def test_settings_reject_nonsense(monkeypatch):
 # --- pipeline runs -----------------------------------------------------------------------------
 
 
-def test_pipeline_runs_start_executions_on_step_functions(api_lake, aws_env):
+OPERATORS = ("arn:aws:sts::123456789012:assumed-role/candlelake-operator/*",)
+OPERATOR = "arn:aws:sts::123456789012:assumed-role/candlelake-operator/alice"
+READER = "arn:aws:iam::123456789012:user/analyst"
+
+
+def _as(caller: str | None, method: str, path: str, body: dict | None = None) -> dict:
+    """A Function URL event (auth AWS_IAM) signed by `caller`, or unsigned."""
+    event = function_url(method, path, body)
+    if caller:
+        event["requestContext"]["authorizer"] = {"iam": {"userArn": caller, "accountId": "123456789012"}}
+    return event
+
+
+def test_pipeline_runs_start_executions_on_step_functions_for_operators_one_at_a_time(api_lake, aws_env):
     from moto import mock_aws
 
     with mock_aws():
@@ -606,26 +619,49 @@ def test_pipeline_runs_start_executions_on_step_functions(api_lake, aws_env):
             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
             roleArn="arn:aws:iam::123456789012:role/sfn",
         )["stateMachineArn"]
-        client = _client(api_lake, state_machine_arn=arn)
-        started = client.post("/pipeline/runs", json={"symbols": "^GSPC,MSFT", "backfill": True, "train_folds": 2})
-        assert started.status_code == 202, started.text
-        run = started.json()
+        app = create_app(Settings(lake_root=str(api_lake), state_machine_arn=arn, operator_arns=OPERATORS))
+        handler, context = Mangum(app, lifespan="off"), LambdaContext()
+
+        def call(caller: str | None, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+            out = handler(_as(caller, method, path, body), context)
+            return out["statusCode"], response_json(out)
+
+        # Readers of the API may not rewrite the lake (issue 17): not signed, signed by a non-operator.
+        for caller in (None, READER):
+            status, body = call(caller, "POST", "/pipeline/runs", {"symbols": "^GSPC"})
+            assert (status, body["error"]["code"]) == (403, "not_an_operator"), body
+        assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+        nobody = Mangum(create_app(Settings(lake_root=str(api_lake), state_machine_arn=arn)), lifespan="off")
+        assert response_json(nobody(_as(OPERATOR, "POST", "/pipeline/runs", {}), context))["error"]["code"] == (
+            "runs_not_allowed"
+        )
+
+        status, run = call(
+            OPERATOR, "POST", "/pipeline/runs", {"symbols": "^GSPC,MSFT", "backfill": True, "train_folds": 2}
+        )
+        assert status == 202, run
         assert run["mode"] == "aws" and run["status"] == "RUNNING" and run["id"].startswith("api-")
         assert run["input"] == {"symbols": "^GSPC,MSFT", "backfill": "true", "train_folds": "2"}
         described = sfn.describe_execution(executionArn=run["execution_arn"])
         assert json.loads(described["input"]) == run["input"]
-        status = client.get(f"/pipeline/runs/{run['id']}").json()
-        assert status["execution_arn"] == run["execution_arn"] and status["status"] in ("RUNNING", "SUCCEEDED")
-        named = client.post("/pipeline/runs", json={"name": "nightly-1"})
-        assert named.status_code == 202
+        status, got = call(READER, "GET", f"/pipeline/runs/{run['id']}")  # following a run is reading
+        assert status == 200 and got["execution_arn"] == run["execution_arn"]
+
+        # One run at a time on AWS too: another while this one is RUNNING is refused, naming it.
+        assert sfn.describe_execution(executionArn=run["execution_arn"])["status"] == "RUNNING"  # moto keeps it so
+        status, body = call(OPERATOR, "POST", "/pipeline/runs", {"name": "nightly-1"})
+        assert (status, body["error"]["code"]) == (409, "run_in_progress") and run["id"] in body["error"]["message"]
+        sfn.stop_execution(executionArn=run["execution_arn"])
+        status, named = call(OPERATOR, "POST", "/pipeline/runs", {"name": "nightly-1"})
+        assert status == 202, named
         # StartExecution is idempotent on (name, input); the same name with another input is a conflict.
-        again = client.post("/pipeline/runs", json={"name": "nightly-1"}).json()
-        assert again["execution_arn"] == named.json()["execution_arn"]
-        _assert_error(client.post("/pipeline/runs", json={"name": "nightly-1", "source": "csv"}), 409, "run_exists")
-        _assert_error(client.get("/pipeline/runs/nope"), 404, "unknown_run")
-        _assert_error(client.post("/pipeline/runs", json={"source": "ftp"}), 422, "invalid_request")
-        _assert_error(client.post("/pipeline/runs", json={"symbols": "A;rm -rf"}), 422, "invalid_request")
-        _assert_error(client.get("/pipeline/runs/..%2Fx"), 404, "not_found")
+        status, again = call(OPERATOR, "POST", "/pipeline/runs", {"name": "nightly-1"})
+        assert status == 202 and again["execution_arn"] == named["execution_arn"]
+        status, body = call(OPERATOR, "POST", "/pipeline/runs", {"name": "nightly-1", "source": "csv"})
+        assert (status, body["error"]["code"]) == (409, "run_exists")
+        assert call(READER, "GET", "/pipeline/runs/nope")[1]["error"]["code"] == "unknown_run"
+        assert call(OPERATOR, "POST", "/pipeline/runs", {"source": "ftp"})[0] == 422
+        assert call(OPERATOR, "POST", "/pipeline/runs", {"symbols": "A;rm -rf"})[0] == 422
 
 
 def test_a_local_pipeline_run_executes_the_state_machine_in_the_background(tmp_path, monkeypatch):

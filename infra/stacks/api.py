@@ -112,8 +112,10 @@ class ApiStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{models_prefix}/*"]}},
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["states:StartExecution"], resources=[pipeline.state_machine_arn])
+        role.add_to_policy(  # ListExecutions: an operator's run is refused while another one is RUNNING
+            iam.PolicyStatement(
+                actions=["states:StartExecution", "states:ListExecutions"], resources=[pipeline.state_machine_arn]
+            )
         )
         execution_arns = (
             f"arn:{self.partition}:states:{self.region}:{self.account}:execution:{settings.prefix}-pipeline:*"
@@ -170,6 +172,7 @@ class ApiStack(Stack):
             environment={
                 "CANDLELAKE_LAKE_ROOT": lake_root,
                 "CANDLELAKE_STATE_MACHINE_ARN": pipeline.state_machine_arn,
+                "CANDLELAKE_OPERATOR_ARNS": settings.operator_arns,
                 "CANDLELAKE_RELOAD_SECONDS": "60",
                 "CANDLELAKE_LOG_LEVEL": "INFO",
             },

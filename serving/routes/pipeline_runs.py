@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
-from serving.dependencies import Runs
+from serving.dependencies import AppSettings, Runs
 from serving.errors import documented
-from serving.pipeline_runs import new_run_id
+from serving.pipeline_runs import new_run_id, require_operator
 from serving.schemas import PipelineRun, PipelineRunRequest
 
 log = logging.getLogger("candlelake.serving")
@@ -21,10 +21,15 @@ RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")]
 
 
 @router.post(
-    "/pipeline/runs", response_model=PipelineRun, status_code=202, responses=documented(400, 409, 413, 422, 503)
+    "/pipeline/runs", response_model=PipelineRun, status_code=202, responses=documented(400, 403, 409, 413, 422, 503)
 )
-async def start_run(runs: Runs, body: PipelineRunRequest | None = None) -> PipelineRun:
-    """Start the pipeline (StartExecution on AWS; the local runner in a background process locally)."""
+async def start_run(
+    request: Request, runs: Runs, settings: AppSettings, body: PipelineRunRequest | None = None
+) -> PipelineRun:
+    """Start the pipeline (StartExecution on AWS, for operators only and one run at a time; the local
+    runner in a background process locally)."""
+    if runs.mode == "aws":
+        require_operator(request.scope, settings.operator_arns)
     body = body or PipelineRunRequest()
     run = runs.start(body.name or new_run_id(), body.execution_input())
     log.info("pipeline run started", extra={"event": "run_started", "run_id": run["id"], "mode": runs.mode})
