@@ -125,8 +125,26 @@ class ObjectStore:
             return client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
         except client.exceptions.NoSuchKey:
             raise ObjectNotFound(self.uri(name)) from None
-        except (BotoCoreError, ClientError) as exc:  # access denied, no bucket, endpoint unreachable
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("AccessDenied", "403") and self._absent(name):
+                raise ObjectNotFound(self.uri(name)) from None
             raise StoreUnavailable(f"cannot read {self.uri(name)}: {exc}") from exc
+        except BotoCoreError as exc:  # no bucket, endpoint unreachable
+            raise StoreUnavailable(f"cannot read {self.uri(name)}: {exc}") from exc
+
+    def _absent(self, name: str) -> bool:
+        """After a GetObject AccessDenied: is the object simply not there? S3 answers 403, not 404, for a
+        missing key when the caller may not list the bucket at that key — and a role listing only under
+        a prefix (the API's: gold/models/) never may for GetObject, whose request carries no prefix. A
+        listing under the key itself is allowed, and tells a missing file (→ ObjectNotFound, a 404 or
+        "nothing published") from a real denial (→ StoreUnavailable). If the listing fails too, nothing
+        is known: not absent."""
+        key = self._key(name)
+        try:
+            listed = self._client().list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        except Exception:  # botocore's errors: cannot tell
+            return False
+        return not any(obj.get("Key") == key for obj in listed.get("Contents", []))
 
     def read(self, name: str) -> str:
         return self.read_bytes(name).decode("utf-8")

@@ -110,3 +110,40 @@ def test_the_published_model_pointer_is_read_at_the_configured_endpoint(cfg, mot
     client.put_object(Bucket=BUCKET, Key=f"{prefix}/gold/models/v7/manifest.json", Body=json.dumps(manifest).encode())
     assert latest_version(cfg.resolved_root, s3_endpoint=cfg.s3_endpoint) == "v7"
     assert "direction serves logreg: beats it" in describe_latest(cfg.resolved_root, s3_endpoint=cfg.s3_endpoint)
+
+
+# --- a GetObject AccessDenied that means "not there" ----------------------------------------------
+
+
+def _denying_store(listed_keys: list[str]) -> tuple[ObjectStore, object]:
+    """A store whose client answers GetObject with 403 AccessDenied (S3's answer for a missing key to
+    a role that may list only under a prefix) and lists `listed_keys` under the key asked for."""
+    from botocore.stub import Stubber
+
+    store = ObjectStore("s3://lake-bucket/lake")
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    key = "lake/gold/models/v1/model.onnx"
+    where = {"Bucket": "lake-bucket", "Key": key}
+    stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403, expected_params=where)
+    stub.add_response(
+        "list_objects_v2",
+        {"Contents": [{"Key": k} for k in listed_keys], "KeyCount": len(listed_keys)},
+        {"Bucket": "lake-bucket", "Prefix": key, "MaxKeys": 1},
+    )
+    stub.activate()
+    store._s3 = client
+    return store, stub
+
+
+def test_an_access_denied_read_of_a_missing_object_is_not_found_and_a_real_denial_is_not():
+    """Issue 17: a missing model file was AccessDenied → 503 from the API (firing the 5xx alarm)."""
+    from lakecontract.objectstore import ObjectNotFound, StoreUnavailable
+
+    store, stub = _denying_store([])
+    with pytest.raises(ObjectNotFound):
+        store.read_bytes("gold/models/v1/model.onnx")
+    stub.assert_no_pending_responses()
+    store, _ = _denying_store(["lake/gold/models/v1/model.onnx"])  # it is there: the denial is real
+    with pytest.raises(StoreUnavailable, match="AccessDenied"):
+        store.read_bytes("gold/models/v1/model.onnx")
