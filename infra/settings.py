@@ -32,6 +32,10 @@ class InfraSettings:
     intraday_enabled: bool = True
     athena_bytes_scanned_limit: int = 1_000_000_000  # per query: an accident costs cents, not dollars
     api_memory_mb: int = 1024
+    # At most this many API instances at once: a flood of requests (or a loop in a client) costs at most
+    # this much Lambda and cannot take the account's whole concurrency from other functions. 0: none
+    # reserved (an account whose concurrency limit is still the new-account 10 cannot reserve any).
+    api_reserved_concurrency: int = 10
     api_layer_path: str = str(REPO / "build" / "lambda" / "layer")  # `make lambda-layer` builds it
     old_runs_days: int = 90  # run histories, reports, Athena results expire after this many days
     noncurrent_days: int = 30  # old object versions kept this long

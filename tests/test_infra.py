@@ -453,6 +453,7 @@ def test_the_api_lambda_serves_the_lake_behind_an_iam_function_url(synthesized):
     env = fn["Environment"]["Variables"]
     assert "CANDLELAKE_STATE_MACHINE_ARN" in env and "/lake" in json.dumps(env["CANDLELAKE_LAKE_ROOT"])
     assert env["CANDLELAKE_OPERATOR_ARNS"] == OPERATOR_PATTERN  # only these callers may start runs
+    assert fn["ReservedConcurrentExecutions"] == InfraSettings().api_reserved_concurrency == 10  # a flood is capped
     api.has_resource_properties("AWS::Lambda::Url", {"AuthType": "AWS_IAM"})
     api.has_resource_properties("AWS::Lambda::LayerVersion", {"CompatibleRuntimes": ["python3.12"]})
     alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in _resources(api, "AWS::CloudWatch::Alarm").values()}

@@ -166,6 +166,7 @@ class ApiStack(Stack):
             layers=[layer],
             role=role,
             memory_size=settings.api_memory_mb,
+            reserved_concurrent_executions=settings.api_reserved_concurrency or None,
             timeout=Duration.seconds(15),
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
