@@ -171,14 +171,9 @@ def _drive_an_unreadable_store(probe: Probe) -> None:
 
 def _aws_runs_app(lake_root: str) -> Any:
     """An app whose runs are Step Functions executions (moto), with no operator configured."""
-    import boto3
+    from tests.test_serving import moto_pipeline_machine
 
-    sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    arn = sfn.create_state_machine(
-        name="candlelake-pipeline",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/sfn",
-    )["stateMachineArn"]
+    _, arn = moto_pipeline_machine()
     return create_app(Settings(lake_root=lake_root, state_machine_arn=arn))
 
 

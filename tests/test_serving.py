@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -594,6 +595,20 @@ def test_settings_reject_nonsense(monkeypatch):
 # --- pipeline runs -----------------------------------------------------------------------------
 
 
+def moto_pipeline_machine() -> tuple[Any, str]:
+    """(a Step Functions client, the ARN of a one-state machine named as the deployed pipeline), inside
+    mock_aws: what AwsRuns starts executions on."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.create_state_machine(
+        name="candlelake-pipeline",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    return sfn, arn
+
+
 OPERATORS = ("arn:aws:sts::123456789012:assumed-role/candlelake-operator/*",)
 OPERATOR = "arn:aws:sts::123456789012:assumed-role/candlelake-operator/alice"
 READER = "arn:aws:iam::123456789012:user/analyst"
@@ -611,14 +626,7 @@ def test_pipeline_runs_start_executions_on_step_functions_for_operators_one_at_a
     from moto import mock_aws
 
     with mock_aws():
-        import boto3
-
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = sfn.create_state_machine(
-            name="candlelake-pipeline",
-            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )["stateMachineArn"]
+        sfn, arn = moto_pipeline_machine()
         app = create_app(Settings(lake_root=str(api_lake), state_machine_arn=arn, operator_arns=OPERATORS))
         handler, context = Mangum(app, lifespan="off"), LambdaContext()
 
