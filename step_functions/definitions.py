@@ -37,10 +37,25 @@ STATE_JOBS = {
     "RecordQualityHalt": "RecordFailureJobName",
 }
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z]+)\}")
+# The deployment's settings, the other placeholders. `LakeRoot` is the lake every job of a machine
+# writes: a constant of the deployment, never execution input (an execution naming one is refused),
+# so whoever may start an execution cannot point the jobs' roles at another prefix. `DefaultSource`
+# is what `{}` ingests: yfinance on AWS (the bundled `sample` reads packages Glue does not install),
+# the bundled sample locally (no internet here).
+SETTINGS = ("LakeRoot", "DefaultSource")
+LOCAL_DEFAULT_SOURCE = "sample"
+DEPLOYED_DEFAULT_SOURCE = "yfinance"
 
 
 def glue_job_name(placeholder: str, prefix: str = "candlelake") -> str:
     return f"{prefix}-{GLUE_JOBS[placeholder].replace('_', '-')}"
+
+
+def substitutions(lake_root: str, default_source: str, prefix: str = "candlelake") -> dict[str, str]:
+    """Every placeholder's value for a deployment (or a local run) of the definitions."""
+    values = {p: glue_job_name(p, prefix) for p in GLUE_JOBS}
+    values.update(LakeRoot=lake_root, DefaultSource=default_source)
+    return values
 
 
 def placeholders(path: Path) -> set[str]:

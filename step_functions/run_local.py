@@ -89,11 +89,12 @@ def execution_input(
 ) -> dict[str, str]:
     """The documented execution input (step_functions/README.md) for this configuration.
 
-    `given_only` keeps the lake root and only the fields set by a flag or an environment variable,
+    The lake root is not among them: it is the definition's `${LakeRoot}` (see `execute`).
+
+    `given_only` keeps only the fields set by a flag or an environment variable,
     so the definition's own Defaults state decides the rest, as when the deployed machine is started
     with `{}`: the intraday machine then ingests its default `1h,5m`, not the jobs' default `1d`."""
     fields = {
-        "lake_root": cfg.resolved_root,
         "source": cfg.source,
         "symbols": ",".join(cfg.symbols),
         "intervals": ",".join(cfg.intervals),
@@ -102,7 +103,7 @@ def execution_input(
         "backfill": "true" if cfg.backfill else "false",
     }
     if given_only:
-        fields = {k: v for k, v in fields.items() if k == "lake_root" or k in cfg.origins}
+        fields = {k: v for k, v in fields.items() if k in cfg.origins}
     fields.update({f"train_{k}": str(v) for k, v in (train or {}).items() if v not in (None, "")})
     return fields
 
@@ -225,6 +226,7 @@ def execute(
     definition: Path,
     execution_in: dict[str, Any],
     *,
+    lake_root: str,
     jobs: dict[str, Any] | None = None,
     job_arguments: Sequence[str] = (),
     faults: str = "",
@@ -234,7 +236,9 @@ def execute(
 ) -> Execution:
     """Run `definition` to completion through moto and return what the console would show.
 
-    The Glue jobs are `jobs`, or our own entry points given `job_arguments` as their defaults."""
+    `lake_root` is the definition's `${LakeRoot}`, as the CDK app substitutes the deployed lake: the
+    execution input cannot name one. The Glue jobs are `jobs`, or our own entry points given
+    `job_arguments` as their defaults."""
     import logging
 
     import boto3
@@ -244,8 +248,7 @@ def execute(
     # interpreter's internals; the event list below says the same thing readably.
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
-    substitutions = {p: definitions.glue_job_name(p) for p in definitions.GLUE_JOBS}
-    substitutions["LakeRoot"] = execution_in.get("lake_root", "lake")
+    substitutions = definitions.substitutions(lake_root, definitions.LOCAL_DEFAULT_SOURCE)
     asl = definitions.render(definition, substitutions)
     name = name or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     started_wall = time.monotonic()
@@ -372,8 +375,7 @@ def fields_read(definition: Path) -> set[str]:
 def check_input_is_read(definition: Path, execution_in: dict[str, str], origins: dict[str, str]) -> None:
     """Refuse input no state of `definition` reads: `--train-epochs 5` with the intraday machine (which has no
     Train state) would be accepted and reach no job, the silent drop issue 13 found with `--synthetic-symbols`."""
-    given = {f for f in execution_in if f != "lake_root" or f in origins}  # the runner always sends lake_root
-    unread = sorted(given - fields_read(definition))
+    unread = sorted(set(execution_in) - fields_read(definition))
     if unread:
         named = ", ".join(origins.get(f, f"flag --{f.replace('_', '-')}") for f in unread)
         raise ValueError(
@@ -401,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     execution = execute(
         definition,
         execution_in,
+        lake_root=cfg.resolved_root,
         job_arguments=job_default_arguments(cfg, given_only=True),
         faults=args.inject_fault,
         retry_scale=args.retry_wait_scale,

@@ -247,7 +247,7 @@ def _check_runner_only(option: str, ran: Ran) -> None:
     if option == "definition":
         # The intraday machine's states ran, and its Defaults (not the daily pipeline's sample/1d) reached ingest.
         assert [r.state for r in ran.execution.states] == [
-            "Defaults", "ApplyInput", "Ingest", "BuildSilver", "RecordFailure", "PipelineFailed",
+            "Defaults", "ApplyInput", "CheckInput", "Ingest", "BuildSilver", "RecordFailure", "PipelineFailed",
         ]  # fmt: skip
         got = seen(ran.argv_of("ingest_candles")[0])
         assert (got["--source"], got["--intervals"]) == ("yfinance", "1h,5m")

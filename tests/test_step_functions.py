@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from infra import lake_access
 from lakehouse import delta_io
 from lakehouse.config import LakeConfig
 from lakehouse.tables import GOLD_PIPELINE_FAILURES, SILVER_CANDLES
-from step_functions import definitions
+from step_functions import definitions, run_local
 from step_functions.moto_glue import Fault, MotoInternalsChanged, check_moto_internals, parse_faults
 from step_functions.run_local import (
     EXIT_FAILED,
@@ -65,7 +67,29 @@ def test_every_glue_task_is_sync_retried_and_caught(path):
         for value in task["Parameters"]["Arguments"].values():
             if value.startswith("$.config."):
                 assert value.removeprefix("$.config.") in defaults
-    assert definitions.placeholders(path) <= {*definitions.GLUE_JOBS, "LakeRoot"}
+    assert definitions.placeholders(path) <= {*definitions.GLUE_JOBS, *definitions.SETTINGS}
+    # The lake is the deployment's: every task is given `${LakeRoot}` itself, none reads it from the input.
+    for name, task in tasks.items():
+        assert task["Parameters"]["Arguments"]["--lake_root"] == "${LakeRoot}", name
+    assert "lake_root" not in defaults
+    assert "$.config.lake_root" not in {v for task in tasks.values() for v in task["Parameters"]["Arguments"].values()}
+
+
+@pytest.mark.parametrize("path", definitions.DEFINITIONS, ids=lambda p: p.name)
+def test_an_execution_naming_a_lake_root_is_refused_before_any_job_runs(path, tmp_path):
+    ran: list[str] = []
+    jobs = {definitions.glue_job_name(p): (lambda argv, p=p: ran.append(p) or 0) for p in definitions.GLUE_JOBS}
+    run = execute(
+        path,
+        {"lake_root": "s3://someone-elses-bucket/lake", "source": "synthetic"},
+        lake_root=str(tmp_path / "lake"),
+        jobs=jobs,
+        retry_scale=0.0,
+        log=lambda *_: None,
+    )
+    assert run.status == "FAILED" and run.error == "InputRejected"
+    assert "lake_root is not an execution input" in run.cause and str(tmp_path / "lake") in run.cause
+    assert ran == [] and [s.state for s in run.states] == ["Defaults", "ApplyInput", "CheckInput", "LakeRootNotAnInput"]
 
 
 def test_pipeline_order_and_quality_gate():
@@ -74,10 +98,12 @@ def test_pipeline_order_and_quality_gate():
     while state in asl["States"] and asl["States"][state]["Type"] not in ("Succeed", "Fail"):
         order.append(state)
         s = asl["States"][state]
-        state = s.get("Next") or s.get("Choices", [{}])[0].get("Next")
+        # the happy path: CheckInput's Default (no lake_root given), QualityGate's first choice (no failure)
+        state = s.get("Next") or (s["Default"] if state == "CheckInput" else s["Choices"][0]["Next"])
     assert order == [
         "Defaults",
         "ApplyInput",
+        "CheckInput",
         "Ingest",
         "BuildSilver",
         "BuildFeatures",
@@ -121,6 +147,38 @@ class SucceededRun:
     cfg: LakeConfig
     code: int
     out: str
+    written: dict[str, set[str]]  # glue_jobs module → the lake paths its runs created, changed or deleted
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def _recording_writes(root: Path, written: dict[str, set[str]]) -> Iterator[None]:
+    """Each local Glue job run wrapped: the files under `root` it created, changed or deleted are
+    added to written[<its glue_jobs module>] (the runner runs one job at a time)."""
+    modules = {definitions.glue_job_name(p): m for p, m in definitions.GLUE_JOBS.items()}
+    real = run_local.local_jobs
+
+    def local_jobs(default_arguments=()):
+        def recorded(job, entry):
+            def run(argv):
+                before = _files(root) if root.exists() else {}
+                try:
+                    return entry(argv)
+                finally:
+                    after = _files(root)
+                    changed = {p for p in after.keys() | before.keys() if after.get(p) != before.get(p)}
+                    written.setdefault(modules[job], set()).update(changed)
+
+            return run
+
+        return {job: recorded(job, entry) for job, entry in real(default_arguments).items()}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_local, "local_jobs", local_jobs)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +186,8 @@ def succeeded(spark, tmp_path_factory) -> SucceededRun:
     root = str(tmp_path_factory.mktemp("sfn") / "lake")
     cfg = LakeConfig(lake_root=root, source="synthetic", symbols=(), synthetic_symbols=SYMBOLS, synthetic_bars=BARS)
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    written: dict[str, set[str]] = {}
+    with contextlib.redirect_stdout(out), _recording_writes(Path(root), written):
         code = main(
             [
                 "--lake-root", root, *LAKE_FLAGS,
@@ -138,7 +197,7 @@ def succeeded(spark, tmp_path_factory) -> SucceededRun:
                 "--name", "retries",
             ]
         )  # fmt: skip
-    return SucceededRun(cfg, code, out.getvalue())
+    return SucceededRun(cfg, code, out.getvalue(), written)
 
 
 def _copy(run: SucceededRun, tmp_path: Path) -> LakeConfig:
@@ -151,6 +210,7 @@ def _run(cfg, faults="", name=None):
     return execute(
         definitions.PIPELINE,
         execution_input(cfg, SMALL_TRAIN),
+        lake_root=cfg.resolved_root,
         job_arguments=job_default_arguments(cfg),
         faults=faults,
         retry_scale=0.0,
@@ -170,8 +230,8 @@ def test_transient_failures_are_retried_and_the_run_succeeds(spark, succeeded):
     assert history["status"] == "SUCCEEDED" and history["events"][-1]["type"] == "ExecutionSucceeded"
     states = {s["state"]: s for s in history["states"]}
     assert list(states) == [
-        "Defaults", "ApplyInput", "Ingest", "BuildSilver", "BuildFeatures", "QualityGate", "Train", "Export",
-        "Succeeded",
+        "Defaults", "ApplyInput", "CheckInput", "Ingest", "BuildSilver", "BuildFeatures", "QualityGate", "Train",
+        "Export", "Succeeded",
     ]  # fmt: skip
     assert states["BuildFeatures"]["attempts"] == 3
     assert states["BuildFeatures"]["errors"] == ["Glue.ConcurrentRunsExceededException"] * 2
@@ -188,6 +248,25 @@ def test_transient_failures_are_retried_and_the_run_succeeds(spark, succeeded):
 
 @pytest.mark.spark
 @pytest.mark.slow
+def test_each_job_writes_only_under_the_prefixes_its_role_may_write(succeeded):
+    """The per-job IAM roles (infra/lake_access.py) are drawn from WRITES: a job writing outside
+    its prefixes would be AccessDenied on AWS, and only export may touch the published models."""
+    assert succeeded.code == 0, succeeded.out
+    ran = {"ingest_candles", "build_silver", "build_features", "train_models", "export_models"}
+    assert set(succeeded.written) == ran  # record_failure: see the failure tests below
+    for module, paths in succeeded.written.items():
+        assert paths, f"{module} wrote nothing"
+        stray = sorted(p for p in paths if not p.startswith(lake_access.WRITES[module]))
+        assert not stray, f"{module} wrote outside {lake_access.WRITES[module]}: {stray[:5]}"
+    published = {m for m, paths in succeeded.written.items() if any(p.startswith("gold/models/") for p in paths)}
+    assert published == {"export_models"}
+    assert [m for m, prefixes in lake_access.WRITES.items() if lake_access.PUBLISHED_MODELS in prefixes] == [
+        "export_models"
+    ]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
 def test_a_permanent_failure_at_train_is_caught_recorded_and_leaves_latest(spark, succeeded, tmp_path):
     cfg = _copy(succeeded, tmp_path)
     latest = Path(cfg.resolved_root) / "gold" / "models" / "latest"
@@ -199,6 +278,7 @@ def test_a_permanent_failure_at_train_is_caught_recorded_and_leaves_latest(spark
     assert run.ran("RecordFailure") and not run.ran("Export")
     assert latest.read_bytes() == before
     failures = delta_io.read(spark, GOLD_PIPELINE_FAILURES, cfg.resolved_root)
+    assert GOLD_PIPELINE_FAILURES.name + "/" in lake_access.WRITES["record_failure"]
     row = failures.where(F.col("execution_id").endswith(":train-fails")).collect()
     assert [(r.state, r.error) for r in row] == [("Train", "States.TaskFailed")]
     assert row[0].message.startswith("InjectedFault")
@@ -246,7 +326,8 @@ def test_the_intraday_machine_brings_its_default_1h_and_5m_bars_to_silver(spark,
     history = json.loads((root / "runs" / "intraday.json").read_text())
     assert history["status"] == "SUCCEEDED" and history["events"][-1]["type"] == "ExecutionSucceeded"
     assert [(s["state"], s["status"]) for s in history["states"]] == [
-        ("Defaults", "SUCCEEDED"), ("ApplyInput", "SUCCEEDED"), ("Ingest", "SUCCEEDED"),
+        ("Defaults", "SUCCEEDED"), ("ApplyInput", "SUCCEEDED"), ("CheckInput", "SUCCEEDED"),
+        ("Ingest", "SUCCEEDED"),
         ("BuildSilver", "SUCCEEDED"), ("Succeeded", "SUCCEEDED"),
     ]  # fmt: skip
     assert [r["job"] for r in history["glue_runs"]] == ["candlelake-ingest-candles", "candlelake-build-silver"]
@@ -294,6 +375,7 @@ def test_the_runner_exits_1_when_the_execution_fails(spark, tmp_path, capsys):
     assert [s["state"] for s in history["states"]] == [
         "Defaults",
         "ApplyInput",
+        "CheckInput",
         "Ingest",
         "RecordFailure",
         "PipelineFailed",

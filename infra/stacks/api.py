@@ -19,10 +19,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from infra import packaging
+from infra import nag, packaging
 from infra.settings import REPO, InfraSettings
 
 
@@ -41,6 +40,14 @@ ROLE_SUPPRESSIONS = [
         "reason": "Objects under <lake>/gold/models/ (one folder per published "
         "version), executions of the pipeline state machine (named per run), and X-Ray's APIs, which take "
         "no resource ARN.",
+        "applies_to": [
+            {"regex": "/^Resource::.*Lake.*\\/gold\\/models\\/\\*$/g"},
+            {
+                "regex": "/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+                "execution:[^:]+-pipeline:\\*$/g"
+            },
+            "Resource::*",
+        ],
     }
 ]
 FUNCTION_SUPPRESSIONS = [
@@ -88,8 +95,8 @@ class ApiStack(Stack):
         self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
         CfnOutput(self, "ApiUrl", value=self.url.url, description="Function URL (IAM auth: sign with SigV4)")
         self._alarms(alarm_topic)
-        NagSuppressions.add_resource_suppressions(role, ROLE_SUPPRESSIONS, apply_to_children=True)
-        NagSuppressions.add_resource_suppressions(self.function, FUNCTION_SUPPRESSIONS)
+        nag.suppress(role, ROLE_SUPPRESSIONS, apply_to_children=True)
+        nag.suppress(self.function, FUNCTION_SUPPRESSIONS)
 
     def _role(self, lake: s3.IBucket, pipeline: sfn.IStateMachine, log_group: logs.ILogGroup) -> iam.Role:
         """Read the published models, start and describe pipeline runs, write its logs and traces: nothing else."""

@@ -24,10 +24,9 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from infra import packaging
+from infra import lake_access, nag, packaging
 from infra.settings import REPO, InfraSettings
 from step_functions import definitions
 
@@ -48,15 +47,45 @@ GLUE_ENCRYPTION_SUPPRESSIONS = [
         "reruns idempotent, so there is no bookmark data to encrypt.",
     },
 ]
-GLUE_ROLE_SUPPRESSIONS = [
-    {
-        "id": "AwsSolutions-IAM5",
-        "reason": "Object-level wildcards inside the lake bucket and the glue/ "
-        "prefix of the artifacts bucket (the jobs write many table files), the asset objects CDK grants "
-        "with s3:GetObject*/List*, /aws-glue/* log groups, and PutMetricData (no resource ARN; "
-        "limited to the Glue namespace by a condition).",
-    }
-]
+
+
+def glue_role_suppressions(lake_prefix: str, module: str) -> list[dict[str, Any]]:
+    """IAM5 for a job role, finding by finding (`applies_to`): object wildcards under the lake
+    prefixes it reads and writes, the glue/ prefix of the artifacts bucket, the CDK asset objects
+    CDK's grant_read names with s3:GetObject*/GetBucket*/List*, the /aws-glue/* log groups, and
+    PutMetricData (no resource ARN; a condition limits it to the Glue namespace)."""
+
+    def ending(bucket: str, key: str) -> dict[str, str]:  # the bucket is a token or a cross-stack import
+        return {"regex": f"/^Resource::.*{bucket}.*{_js_regex(key)}$/g"}
+
+    lake_keys = [f"{lake_prefix}/*", *(f"{lake_prefix}/{prefix}*" for prefix in lake_access.WRITES[module])]
+    return [
+        {
+            "id": "AwsSolutions-IAM5",
+            "reason": f"glue_jobs/{module}.py reads every object under the lake prefix and writes the objects of "
+            "its own tables (many files per Delta table); the glue/ prefix of the artifacts bucket holds "
+            "Glue's temp files and Spark event logs; the CDK asset objects hold its script and libraries "
+            "(CDK's grant_read: s3:GetObject*, GetBucket*, List*); /aws-glue/* are Glue's own log groups; "
+            "PutMetricData takes no resource ARN and is limited to the Glue namespace by a condition.",
+            "applies_to": [
+                *(ending("Lake", key) for key in lake_keys),
+                ending("Artifacts", "/glue/*"),
+                "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*",
+                "Action::s3:GetObject*",
+                "Action::s3:GetBucket*",
+                "Action::s3:List*",
+                "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws-glue/*",
+                "Resource::*",
+            ],
+        }
+    ]
+
+
+def _js_regex(text: str) -> str:
+    """`text` matched literally inside a /…/ JavaScript regex (what cdk-nag's applies_to regex is)."""
+    return "".join("\\" + c if c in "\\^$.|?*+()[]{}/" else c for c in text)
+
+
 STATE_MACHINE_ROLE_SUPPRESSIONS = [
     {
         "id": "AwsSolutions-IAM5",
@@ -99,11 +128,12 @@ class PipelineStack(Stack):
             "GlueLibs",
             path=str(packaging.source_zip(GLUE_LIBRARY_ZIP, GLUE_LIBRARY)),
         )
-        self.glue_role = self._glue_role(lake, artifacts, libs)
         security = self._glue_security_configuration()
         pins = packaging.lock_pins()
         self.jobs: dict[str, glue.CfnJob] = {}
+        self.glue_roles: dict[str, iam.Role] = {}
         for placeholder, module in definitions.GLUE_JOBS.items():
+            self.glue_roles[module] = self._glue_role(module, lake, artifacts, libs)
             arguments = _job_arguments(module, libs, pins, lake_root, artifacts)
             self.jobs[placeholder] = self._glue_job(placeholder, module, arguments, security)
         # Every alarm of the app is named <prefix>-…: the topic admits CloudWatch for those alone.
@@ -115,35 +145,75 @@ class PipelineStack(Stack):
         for key, path in (("pipeline", definitions.PIPELINE), ("intraday", definitions.INGEST_INTRADAY)):
             self.machines[key] = self._state_machine(key, path, lake_root)
             self._failure_alarm(key, self.machines[key])
-        self._schedules(lake_root)
-        NagSuppressions.add_resource_suppressions(self.glue_role, GLUE_ROLE_SUPPRESSIONS, apply_to_children=True)
+        self._schedules()
 
     # --- the Glue jobs ---------------------------------------------------------------------------
 
-    def _glue_role(self, lake: s3.IBucket, artifacts: s3.IBucket, libs: s3_assets.Asset) -> iam.Role:
-        """One role for every job: the lake read/write, the library zip, glue/ in artifacts, its logs."""
+    def _glue_role(self, module: str, lake: s3.IBucket, artifacts: s3.IBucket, libs: s3_assets.Asset) -> iam.Role:
+        """The role of glue_jobs/<module>.py alone: it reads the lake, writes only its own tables'
+        prefixes (infra/lake_access.py), deletes no object version, and reads its code and libraries.
+
+        The lake bucket is versioned, so a job's overwrite or delete stays recoverable as long as no
+        job may `s3:DeleteObjectVersion`; `gold/models/` (what the API serves) is export's alone."""
         role = iam.Role(
             self,
-            "GlueJobRole",
+            f"GlueRole-{module}",
             assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
-            description="candlelake Glue jobs: the lake, their scripts, their logs",
+            description=f"candlelake glue_jobs/{module}.py: reads the lake, writes its own tables",
         )
-        lake.grant_read_write(role)
-        libs.grant_read(role)
-        artifacts.grant_read_write(role, "glue/*")
+        lake_prefix = self.settings.lake_prefix
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
+                sid="ListTheLake",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[lake.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [lake_prefix, f"{lake_prefix}/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheLake", actions=["s3:GetObject"], resources=[lake.arn_for_objects(f"{lake_prefix}/*")]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteItsOwnTables",
+                actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[lake.arn_for_objects(f"{lake_prefix}/{prefix}*") for prefix in lake_access.WRITES[module]],
+            )
+        )
+        libs.grant_read(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="GlueTempAndSparkLogs",
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[artifacts.arn_for_objects("glue/*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListGlueTemp",
+                actions=["s3:ListBucket"],
+                resources=[artifacts.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["glue/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws-glue/*"],
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
+                sid="GlueMetrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
             )
         )
+        nag.suppress(role, glue_role_suppressions(lake_prefix, module), apply_to_children=True)
         return role
 
     def _glue_security_configuration(self) -> glue.CfnSecurityConfiguration:
@@ -168,13 +238,13 @@ class PipelineStack(Stack):
         """The Glue job running glue_jobs/<module>.py, named as the ASL placeholder becomes on AWS."""
         settings = self.settings
         script = s3_assets.Asset(self, f"Script-{module}", path=str(REPO / "glue_jobs" / f"{module}.py"))
-        script.grant_read(self.glue_role)
+        script.grant_read(self.glue_roles[module])
         ml = module in packaging.ML_JOBS
         job = glue.CfnJob(
             self,
             f"Job-{module}",
             name=definitions.glue_job_name(placeholder, settings.prefix),
-            role=self.glue_role.role_arn,
+            role=self.glue_roles[module].role_arn,
             glue_version=settings.glue_version,
             command=glue.CfnJob.JobCommandProperty(
                 name="glueetl", python_version="3", script_location=script.s3_object_url
@@ -191,7 +261,7 @@ class PipelineStack(Stack):
             description=f"candlelake glue_jobs/{module}.py",
         )
         job.node.add_dependency(security)
-        NagSuppressions.add_resource_suppressions(job, GLUE_ENCRYPTION_SUPPRESSIONS)
+        nag.suppress(job, GLUE_ENCRYPTION_SUPPRESSIONS)
         return job
 
     # --- the state machines ----------------------------------------------------------------------
@@ -239,10 +309,9 @@ class PipelineStack(Stack):
         return topic
 
     def _state_machine(self, key: str, path: Path, lake_root: str) -> sfn.StateMachine:
-        """The ASL file deployed as it is, job names and lake root substituted; its role may run those jobs only."""
+        """The ASL file deployed as it is, job names, lake root and default source substituted."""
         prefix = self.settings.prefix
-        substitutions = {p: definitions.glue_job_name(p, prefix) for p in definitions.GLUE_JOBS}
-        substitutions["LakeRoot"] = lake_root
+        substitutions = definitions.substitutions(lake_root, definitions.DEPLOYED_DEFAULT_SOURCE, prefix)
         log_group = logs.LogGroup(
             self,
             f"Logs-{key}",
@@ -260,11 +329,13 @@ class PipelineStack(Stack):
             tracing_enabled=True,
             timeout=Duration.hours(6),
         )
-        job_arns = [f"arn:{self.partition}:glue:{self.region}:{self.account}:job/{j.name}" for j in self.jobs.values()]
+        # Only the jobs this definition names: the intraday machine's role cannot start train or export.
+        own = [self.jobs[p] for p in sorted(definitions.placeholders(path) & set(self.jobs))]
+        job_arns = [f"arn:{self.partition}:glue:{self.region}:{self.account}:job/{j.name}" for j in own]
         machine.add_to_role_policy(iam.PolicyStatement(actions=SYNC_ACTIONS, resources=job_arns))
-        for job in self.jobs.values():
+        for job in own:
             machine.node.add_dependency(job)
-        NagSuppressions.add_resource_suppressions(machine.role, STATE_MACHINE_ROLE_SUPPRESSIONS, apply_to_children=True)
+        nag.suppress(machine.role, STATE_MACHINE_ROLE_SUPPRESSIONS, apply_to_children=True)
         return machine
 
     def _failure_alarm(self, key: str, machine: sfn.StateMachine) -> None:
@@ -290,10 +361,10 @@ class PipelineStack(Stack):
         )
         alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
 
-    def _schedules(self, lake_root: str) -> None:
+    def _schedules(self) -> None:
         """EventBridge rules: the daily pipeline after the US close, intraday candles during trading hours."""
         settings = self.settings
-        base_input = {"lake_root": lake_root, "source": "yfinance", "symbols": settings.symbols}
+        base_input = {"source": "yfinance", "symbols": settings.symbols}  # the lake is the definition's own
         schedules = (
             # construct id, machine, rule suffix, schedule, intervals, enabled, description
             (

@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from infra import nag
 from infra.settings import InfraSettings
 
 
@@ -43,7 +43,7 @@ class StorageStack(Stack):
                 ),
             ],
         )
-        NagSuppressions.add_resource_suppressions(
+        nag.suppress(
             self.artifacts,
             [
                 {

@@ -66,6 +66,17 @@ def clip_to_request(df: pd.DataFrame, request: FetchRequest) -> pd.DataFrame:
     return df.loc[mask].reset_index(drop=True)
 
 
+# The distributions each source needs beyond the lake's own (pandas, pyspark). A deployed machine's
+# default source must be one the Glue jobs' module set covers: `sample` reads data files that `arch`
+# and `pmdarima` ship, which Glue does not install (tests/test_infra.py checks the deployed default).
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "sample": ("arch", "pmdarima"),
+    "yfinance": ("yfinance", "tenacity"),
+    "csv": (),
+    "synthetic": (),
+}
+
+
 def get_source(name: str, **options: object) -> CandleSource:
     """Build a source by name; `options` are that source's constructor arguments."""
     if name == "sample":
