@@ -44,7 +44,7 @@ $(PY):
 $(STAMPS)/deps: requirements.lock pyproject.toml | $(PY)
 	@mkdir -p $(STAMPS)
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install -q --compile-bytecode --python $(PY) -r requirements.lock
+	$(UV) pip install -q --compile-bytecode --require-hashes --python $(PY) -r requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	@touch $@
 
@@ -55,7 +55,7 @@ $(STAMPS)/jars: pom.xml
 
 lock: | $(PY) ## re-resolve requirements.lock from pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip compile -q pyproject.toml --extra dev --extra serving --python-version 3.11 -o requirements.lock
+	$(UV) pip compile -q pyproject.toml --extra dev --extra serving --python-version 3.11 --generate-hashes -o requirements.lock
 
 run: setup ## the pipeline's state machine end to end on the bundled offline data (ARGS="--symbols MSFT" …)
 	$(PY) -m step_functions.run_local $(ARGS)
@@ -128,7 +128,7 @@ serve: setup ## the prediction API on http://127.0.0.1:8000 (docs at /docs) over
 serving-requirements: | $(PY) ## re-pin serving/requirements.txt for the Lambda runtime
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip compile -q serving/requirements.in --python-version $(SERVING_PYTHON) \
-		--python-platform $(SERVING_PLATFORM) -o serving/requirements.txt
+		--python-platform $(SERVING_PLATFORM) --generate-hashes -o serving/requirements.txt
 
 serving-size: setup ## install the serving set as Lambda would get it; fail at ≥ 250 MB
 	$(PY) -m serving.size_check --python-version $(SERVING_PYTHON) --platform $(SERVING_PLATFORM)
@@ -173,7 +173,7 @@ $(STAMPS)/npm-infra: infra/package.json infra/package-lock.json
 lambda-layer: setup ## the API's dependencies (serving/requirements.txt) for python3.12 x86_64 into build/lambda/layer
 	rm -rf $(LAYER)
 	$(UV) pip install -q --target $(LAYER)/python --python-version $(SERVING_PYTHON) \
-		--python-platform $(SERVING_PLATFORM) --only-binary :all: -r serving/requirements.txt
+		--python-platform $(SERVING_PLATFORM) --only-binary :all: --require-hashes -r serving/requirements.txt
 
 synth: setup $(STAMPS)/npm-infra lambda-layer ## CloudFormation templates into build/cdk.out, checked by cdk-nag (no AWS needed)
 	$(CDK) synth --app "$(CDK_APP)" --output $(CDK_OUT) --quiet $(CDK_ARGS)

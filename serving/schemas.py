@@ -36,7 +36,6 @@ class Health(BaseModel):
     loaded_seconds_ago: float
     load_ms: float
     symbols: int
-    lake_root: str
     reload_seconds: float
     store_error: str | None = Field(
         default=None, description="why the last check of gold/models/latest failed, if it did"

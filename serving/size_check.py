@@ -45,6 +45,7 @@ def install(target: Path, python_version: str, platform: str) -> None:
         platform,
         "--only-binary",
         ":all:",
+        "--require-hashes",
         "-r",
         str(SERVING / "requirements.txt"),
     ]

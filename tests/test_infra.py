@@ -548,3 +548,42 @@ def test_the_deployed_default_source_needs_only_what_the_glue_jobs_install():
     assert set(PACKAGES[definitions.DEPLOYED_DEFAULT_SOURCE]) <= installed
     assert not set(PACKAGES["sample"]) <= installed  # why the deployed default is not the local one
     assert definitions.LOCAL_DEFAULT_SOURCE == "sample"  # offline `make run` keeps the bundled data
+
+
+def test_glue_job_logs_have_a_retention_and_no_role_may_associate_kms_keys(synthesized):
+    _, templates, _ = synthesized
+    pipeline = templates["pipeline"]
+    groups = {
+        g["Properties"]["LogGroupName"]: (i, g["Properties"])
+        for i, g in _resources(pipeline, "AWS::Logs::LogGroup").items()
+    }
+    logical_id, group = groups["/aws-glue/candlelake-jobs"]
+    assert group["RetentionInDays"] == 90
+    for job in _resources(pipeline, "AWS::Glue::Job").values():
+        args = job["Properties"]["DefaultArguments"]
+        assert args["--enable-continuous-cloudwatch-log"] == "true"
+        assert args["--continuous-log-logGroup"] == {"Ref": logical_id}  # created before any job can log
+    for template in templates.values():
+        assert not [s for s in _statements(template) if "logs:AssociateKmsKey" in _actions(s)]
+
+
+def _requirements(path: Path) -> dict[str, list[str]]:
+    """A pip requirements file as `name==version` → its hashes (continuation lines joined)."""
+    text = path.read_text().replace("\\\n", " ")
+    blocks = [line.split() for line in text.splitlines() if line and not line.lstrip().startswith("#")]
+    return {b[0]: [h.removeprefix("--hash=") for h in b[1:] if h.startswith("--hash=")] for b in blocks}
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "serving/requirements.txt"])
+def test_every_locked_requirement_carries_its_hashes_and_installs_require_them(lock):
+    """A tampered or substituted wheel fails the install: every pin carries sha256 hashes and the
+    installs that read these files (`make setup`, `make lambda-layer`, the size check) require them."""
+    requirements = _requirements(REPO / lock)
+    assert len(requirements) > 5
+    for pin, hashes in requirements.items():
+        assert "==" in pin and hashes and all(h.startswith("sha256:") and len(h) == 71 for h in hashes), pin
+    makefile = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    installs = [line for line in makefile.splitlines() if "pip install" in line and f"-r {lock}" in line]
+    assert installs and all("--require-hashes" in line for line in installs), installs
+    generated = [line for line in makefile.splitlines() if "pip compile" in line and f"-o {lock}" in line]
+    assert generated and all("--generate-hashes" in line for line in generated), generated

@@ -130,11 +130,20 @@ class PipelineStack(Stack):
         )
         security = self._glue_security_configuration()
         pins = packaging.lock_pins()
+        # The jobs' continuous logs go to a group of our own with a retention, not Glue's shared
+        # /aws-glue/jobs/logs-v2 (created by Glue on first use, kept forever).
+        job_logs = logs.LogGroup(
+            self,
+            "GlueJobLogs",
+            log_group_name=f"/aws-glue/{settings.prefix}-jobs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.jobs: dict[str, glue.CfnJob] = {}
         self.glue_roles: dict[str, iam.Role] = {}
         for placeholder, module in definitions.GLUE_JOBS.items():
             self.glue_roles[module] = self._glue_role(module, lake, artifacts, libs)
-            arguments = _job_arguments(module, libs, pins, lake_root, artifacts)
+            arguments = _job_arguments(module, libs, pins, lake_root, artifacts, job_logs.log_group_name)
             self.jobs[placeholder] = self._glue_job(placeholder, module, arguments, security)
         # Every alarm of the app is named <prefix>-…: the topic admits CloudWatch for those alone.
         self.alarm_arn_pattern = (
@@ -404,7 +413,7 @@ class PipelineStack(Stack):
 
 
 def _job_arguments(
-    module: str, libs: s3_assets.Asset, pins: dict[str, str], lake_root: str, artifacts: s3.IBucket
+    module: str, libs: s3_assets.Asset, pins: dict[str, str], lake_root: str, artifacts: s3.IBucket, log_group: str
 ) -> dict[str, str]:
     """A job's default arguments: Delta on, our library zip and pinned modules, the lake root, logs and metrics."""
     arguments = {
@@ -415,6 +424,7 @@ def _job_arguments(
         "--additional-python-modules": packaging.glue_modules(module, pins),
         "--lake_root": lake_root,
         "--enable-continuous-cloudwatch-log": "true",
+        "--continuous-log-logGroup": log_group,
         "--enable-metrics": "true",
         "--enable-observability-metrics": "true",
         "--enable-spark-ui": "true",

@@ -27,7 +27,6 @@ async def health(cache: Cache, settings: AppSettings) -> Health:
         loaded_seconds_ago=round(time.time() - bundle.loaded_at, 1),
         load_ms=round(bundle.load_seconds * 1000, 1),
         symbols=len(bundle.predictions),
-        lake_root=settings.lake_root,
         reload_seconds=settings.reload_seconds,
         store_error=cache.store_error,
     )
