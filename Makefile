@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer bootstrap deploy destroy
+.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer glue-lock glue-wheels bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -170,19 +170,32 @@ $(STAMPS)/npm-infra: infra/package.json infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --silent
 	@touch $@
 
+# The Glue jobs' modules: hashed locks for Glue's platform (infra/glue/*.lock) and the wheel bundles
+# each job installs with no index (infra/glue_wheels.py). Locking needs PyPI and the PyTorch CPU index.
+GLUE_WHEELS := build/glue
+GLUE_BUNDLES := $(GLUE_WHEELS)/etl.gluewheels.zip $(GLUE_WHEELS)/ml.gluewheels.zip
+
+glue-lock: setup ## re-resolve infra/glue/{etl,ml}.lock (hashed; requirements.lock's versions) for Glue 5.1
+	$(PY) -m infra.glue_wheels lock
+
+glue-wheels: $(GLUE_BUNDLES) ## download the locked Glue wheels (hash-checked) into build/glue/<kind>.gluewheels.zip
+
+$(GLUE_WHEELS)/%.gluewheels.zip: infra/glue/%.lock infra/glue_wheels.py | setup
+	$(PY) -m infra.glue_wheels bundle --kind $* --out $(GLUE_WHEELS)
+
 lambda-layer: setup ## the API's dependencies (serving/requirements.txt) for python3.12 x86_64 into build/lambda/layer
 	rm -rf $(LAYER)
 	$(UV) pip install -q --target $(LAYER)/python --python-version $(SERVING_PYTHON) \
 		--python-platform $(SERVING_PLATFORM) --only-binary :all: --require-hashes -r serving/requirements.txt
 
-synth: setup $(STAMPS)/npm-infra lambda-layer ## CloudFormation templates into build/cdk.out, checked by cdk-nag (no AWS needed)
+synth: setup $(STAMPS)/npm-infra lambda-layer glue-wheels ## CloudFormation templates into build/cdk.out, checked by cdk-nag (no AWS needed)
 	$(CDK) synth --app "$(CDK_APP)" --output $(CDK_OUT) --quiet $(CDK_ARGS)
 
 bootstrap: setup $(STAMPS)/npm-infra ## once per account and region: cdk bootstrap (needs AWS credentials)
 	$(CDK) bootstrap --app "$(CDK_APP)" $(CDK_ARGS)
 
-deploy: setup $(STAMPS)/npm-infra lambda-layer ## cdk deploy every stack (needs AWS credentials; CDK_ARGS="-c workers=4")
+deploy: setup $(STAMPS)/npm-infra lambda-layer glue-wheels ## cdk deploy every stack (needs AWS credentials; CDK_ARGS="-c workers=4")
 	$(CDK) deploy --all --app "$(CDK_APP)" --output $(CDK_OUT) --require-approval broadening $(CDK_ARGS)
 
-destroy: setup $(STAMPS)/npm-infra lambda-layer ## cdk destroy every stack (the lake and artifacts buckets are retained)
+destroy: setup $(STAMPS)/npm-infra lambda-layer glue-wheels ## cdk destroy every stack (the lake and artifacts buckets are retained)
 	$(CDK) destroy --all --app "$(CDK_APP)" --output $(CDK_OUT) $(CDK_ARGS)

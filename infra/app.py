@@ -16,7 +16,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.settings import InfraSettings, SettingsError
 from infra.stacks.analytics import AnalyticsStack
 from infra.stacks.api import ApiStack, LayerNotBuilt
-from infra.stacks.pipeline import PipelineStack
+from infra.stacks.pipeline import GlueWheelsNotBuilt, PipelineStack
 from infra.stacks.storage import StorageStack
 
 
@@ -84,7 +84,11 @@ def create(context: dict[str, Any] | None = None, outdir: str | None = None) -> 
 def main() -> None:
     try:
         app, _ = create()
-    except (SettingsError, LayerNotBuilt) as error:  # a bad -c value or a build step not run: say which, no traceback
+    except (
+        SettingsError,
+        LayerNotBuilt,
+        GlueWheelsNotBuilt,
+    ) as error:  # a bad -c value or a build step not run: say which, no traceback
         raise SystemExit(f"candlelake infra: {error}") from None
     app.synth()
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from infra.settings import REPO
 
-# Glue 5.1 ships pyspark, pandas, numpy, pyarrow and boto3; these are installed per job run from
-# PyPI at the versions requirements.lock pins (what the tests ran with).
+# Glue 5.1 ships pyspark, pandas, numpy, pyarrow and boto3; the jobs need these beyond them, at the
+# versions requirements.lock pins (what the tests ran with). infra/glue_wheels.py locks them (with
+# their dependencies, hashed) for Glue's platform and bundles the wheels each job installs.
 GLUE_MODULES_COMMON = ("great-expectations", "tenacity", "yfinance", "scipy", "delta-spark")
 GLUE_MODULES_ML = (
     "scikit-learn",
@@ -30,8 +31,6 @@ GLUE_MODULES_ML = (
     "onnxmltools",
 )
 ML_JOBS = ("train_models", "export_models")
-# CPU wheels of torch (the PyPI ones carry CUDA libraries, gigabytes Glue has no use for).
-TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -42,15 +41,6 @@ def lock_pins(lock: Path = REPO / "requirements.lock") -> dict[str, str]:
         if match:
             pins[match.group(1).lower()] = match.group(2)
     return pins
-
-
-def glue_modules(job: str, pins: dict[str, str] | None = None) -> str:
-    pins = pins or lock_pins()
-    names = GLUE_MODULES_COMMON + (GLUE_MODULES_ML if job in ML_JOBS else ())
-    missing = [n for n in names if n not in pins]
-    if missing:
-        raise KeyError(f"requirements.lock pins no version for {missing}")
-    return ",".join(f"{n}=={pins[n]}" for n in names)
 
 
 def _add_tree(zf: zipfile.ZipFile, package: Path, arc_root: Path) -> None:

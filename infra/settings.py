@@ -37,6 +37,7 @@ class InfraSettings:
     # reserved (an account whose concurrency limit is still the new-account 10 cannot reserve any).
     api_reserved_concurrency: int = 10
     api_layer_path: str = str(REPO / "build" / "lambda" / "layer")  # `make lambda-layer` builds it
+    glue_wheels_path: str = str(REPO / "build" / "glue")  # <kind>.gluewheels.zip: `make glue-wheels` builds them
     old_runs_days: int = 90  # run histories, reports, Athena results expire after this many days
     noncurrent_days: int = 30  # old object versions kept this long
     alarm_email: str = ""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra_fixtures import stand_in_wheel_bundles
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
@@ -74,7 +76,9 @@ def test_cdk_json_app_run_from_infra_synthesizes_every_stack_where_the_cli_reads
     (REPO / "build").mkdir(exist_ok=True)
     outdir = Path(tempfile.mkdtemp(prefix="test-cdk-json-", dir=REPO / "build"))
     try:
-        result = _run_app(os.path.relpath(outdir, INFRA), {"api_layer_path": str(layer), "workers": "3"})
+        wheels = stand_in_wheel_bundles(tmp_path)
+        context = {"api_layer_path": str(layer), "glue_wheels_path": str(wheels), "workers": "3"}
+        result = _run_app(os.path.relpath(outdir, INFRA), context)
         assert result.returncode == 0, result.stdout + result.stderr
         manifest = json.loads((outdir / "manifest.json").read_text())
         stacks = {k for k, a in manifest["artifacts"].items() if a["type"] == "aws:cloudformation:stack"}
@@ -90,9 +94,22 @@ def test_cdk_json_app_run_from_infra_synthesizes_every_stack_where_the_cli_reads
 
 
 def test_without_the_lambda_layer_the_app_says_to_run_make_lambda_layer(tmp_path):
-    result = _run_app(str(tmp_path / "cdk.out"), {"api_layer_path": str(tmp_path / "no-layer")})
+    wheels = str(stand_in_wheel_bundles(tmp_path))
+    result = _run_app(
+        str(tmp_path / "cdk.out"), {"api_layer_path": str(tmp_path / "no-layer"), "glue_wheels_path": wheels}
+    )
     assert result.returncode != 0
     assert "run `make lambda-layer`" in result.stderr and str(tmp_path / "no-layer") in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_without_the_glue_wheel_bundles_the_app_says_to_run_make_glue_wheels(tmp_path):
+    layer = tmp_path / "layer"
+    (layer / "python").mkdir(parents=True)
+    missing = tmp_path / "no-wheels"
+    result = _run_app(str(tmp_path / "cdk.out"), {"api_layer_path": str(layer), "glue_wheels_path": str(missing)})
+    assert result.returncode != 0
+    assert "run `make glue-wheels`" in result.stderr and str(missing / "etl.gluewheels.zip") in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
 
 

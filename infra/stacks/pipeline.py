@@ -7,10 +7,11 @@ the local runner executes.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -21,12 +22,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import lake_access, nag, packaging
+from infra import glue_wheels, lake_access, nag, packaging
 from infra.settings import REPO, InfraSettings
 from step_functions import definitions
 
@@ -94,12 +96,45 @@ STATE_MACHINE_ROLE_SUPPRESSIONS = [
         "applies_to": ["Resource::*"],
     }
 ]
+# CDK's own BucketDeployment handler, which copies the wheel bundles into the artifacts bucket at deploy time.
+BUCKET_DEPLOYMENT_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-IAM4",
+        "reason": "CDK's BucketDeployment handler logs with the AWS-managed basic execution role; it runs "
+        "only during a deploy and touches no lake data.",
+        "applies_to": ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+    },
+    {
+        "id": "AwsSolutions-IAM5",
+        "reason": "CDK's BucketDeployment grants its handler read on the CDK asset bucket and read/write on "
+        "the destination (the artifacts bucket, never the lake) with object wildcards; it copies the wheel "
+        "bundles under glue/wheels/ at deploy time and prunes nothing.",
+        "applies_to": [
+            "Action::s3:Abort*",
+            "Action::s3:DeleteObject*",
+            "Action::s3:GetBucket*",
+            "Action::s3:GetObject*",
+            "Action::s3:List*",
+            {"regex": "/^Resource::.*Artifacts.*\\/\\*$/g"},
+            "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*",
+        ],
+    },
+    {
+        "id": "AwsSolutions-L1",
+        "reason": "The BucketDeployment handler's runtime is chosen by the CDK version pinned in "
+        "requirements.lock; it moves with a CDK upgrade, not with this app.",
+    },
+]
 # The --extra-py-files zip: what glue_jobs/ import, followed through (glue_jobs → lakehouse → lakecontract; a
 # test follows the imports). Not serving/: the batch side does not carry the API.
 GLUE_LIBRARY = ("lakecontract", "lakehouse", "glue_jobs")
 GLUE_LIBRARY_ZIP = REPO / "build" / "infra" / "candlelake-libs.zip"
 # What a `.sync` Glue task needs, and nothing else (Step Functions developer guide, "Glue").
 SYNC_ACTIONS = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
+
+
+class GlueWheelsNotBuilt(FileNotFoundError):
+    """The Glue jobs' wheel bundles are missing: `make glue-wheels` builds them."""
 
 
 class PipelineStack(Stack):
@@ -129,7 +164,7 @@ class PipelineStack(Stack):
             path=str(packaging.source_zip(GLUE_LIBRARY_ZIP, GLUE_LIBRARY)),
         )
         security = self._glue_security_configuration()
-        pins = packaging.lock_pins()
+        wheels = self._glue_wheels(artifacts)
         # The jobs' continuous logs go to a group of our own with a retention, not Glue's shared
         # /aws-glue/jobs/logs-v2 (created by Glue on first use, kept forever).
         job_logs = logs.LogGroup(
@@ -143,7 +178,7 @@ class PipelineStack(Stack):
         self.glue_roles: dict[str, iam.Role] = {}
         for placeholder, module in definitions.GLUE_JOBS.items():
             self.glue_roles[module] = self._glue_role(module, lake, artifacts, libs)
-            arguments = _job_arguments(module, libs, pins, lake_root, artifacts, job_logs.log_group_name)
+            arguments = _job_arguments(module, libs, wheels, lake_root, artifacts, job_logs.log_group_name)
             self.jobs[placeholder] = self._glue_job(placeholder, module, arguments, security)
         # Every alarm of the app is named <prefix>-…: the topic admits CloudWatch for those alone.
         self.alarm_arn_pattern = (
@@ -171,26 +206,8 @@ class PipelineStack(Stack):
             description=f"candlelake glue_jobs/{module}.py: reads the lake, writes its own tables",
         )
         lake_prefix = self.settings.lake_prefix
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListTheLake",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
-                resources=[lake.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [lake_prefix, f"{lake_prefix}/*"]}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadTheLake", actions=["s3:GetObject"], resources=[lake.arn_for_objects(f"{lake_prefix}/*")]
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteItsOwnTables",
-                actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                resources=[lake.arn_for_objects(f"{lake_prefix}/{prefix}*") for prefix in lake_access.WRITES[module]],
-            )
-        )
+        for statement in _lake_statements(module, lake, lake_prefix):
+            role.add_to_policy(statement)
         libs.grant_read(role)
         role.add_to_policy(
             iam.PolicyStatement(
@@ -224,6 +241,39 @@ class PipelineStack(Stack):
         )
         nag.suppress(role, glue_role_suppressions(lake_prefix, module), apply_to_children=True)
         return role
+
+    def _glue_wheels(self, artifacts: s3.IBucket) -> dict[str, str]:
+        """The hashed wheel bundles (`make glue-wheels`) copied to artifacts `glue/wheels/<digest>/`:
+        kind → its S3 URL. Glue takes a zip of wheels by its `.gluewheels.zip` suffix, which a CDK
+        file asset's key (`<hash>.zip`) lacks, so a BucketDeployment puts them under their own names;
+        the digest of their bytes in the prefix gives a changed bundle a new key (and the jobs new
+        arguments)."""
+        folder = Path(self.settings.glue_wheels_path)
+        bundles = [folder / glue_wheels.bundle_name(kind) for kind in glue_wheels.KINDS]
+        missing = [str(b) for b in bundles if not b.is_file()]
+        if missing:
+            raise GlueWheelsNotBuilt(
+                f"the Glue jobs' wheel bundles {missing} do not exist: run `make glue-wheels` first "
+                "(or pass -c glue_wheels_path=<folder holding etl.gluewheels.zip and ml.gluewheels.zip>)"
+            )
+        digest = hashlib.sha256(b"".join(hashlib.sha256(b.read_bytes()).digest() for b in bundles)).hexdigest()[:16]
+        prefix = f"glue/wheels/{digest}/"
+        self.glue_wheels = s3_deployment.BucketDeployment(
+            self,
+            "GlueWheels",
+            sources=[s3_deployment.Source.asset(str(folder), exclude=["*", *(f"!{b.name}" for b in bundles)])],
+            destination_bucket=artifacts,
+            destination_key_prefix=prefix,
+            prune=False,
+            retain_on_delete=True,  # a job run in flight during a redeploy still finds its bundle
+            memory_limit=2048,
+            ephemeral_storage_size=Size.gibibytes(4),
+        )
+        handler = next(c for c in self.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
+        nag.suppress(handler, BUCKET_DEPLOYMENT_SUPPRESSIONS, apply_to_children=True)
+        return {
+            kind: f"s3://{artifacts.bucket_name}/{prefix}{glue_wheels.bundle_name(kind)}" for kind in glue_wheels.KINDS
+        }
 
     def _glue_security_configuration(self) -> glue.CfnSecurityConfiguration:
         """SSE-S3 for what the jobs write to S3; CloudWatch and bookmark encryption off (see GL1/GL3)."""
@@ -412,16 +462,38 @@ class PipelineStack(Stack):
             )
 
 
+def _lake_statements(module: str, lake: s3.IBucket, lake_prefix: str) -> list[iam.PolicyStatement]:
+    """List the lake bucket and read anywhere under the lake prefix; write (and delete current objects) only under the
+    job's own prefixes (lake_access.WRITES). No s3:DeleteObjectVersion: every overwrite stays recoverable."""
+    return [
+        # Unconditioned: a HeadBucket (EMRFS/S3A probing the bucket) carries no s3:prefix, and a
+        # condition on it would deny that; listing shows key names, not data.
+        iam.PolicyStatement(
+            sid="ListTheLake", actions=["s3:ListBucket", "s3:GetBucketLocation"], resources=[lake.bucket_arn]
+        ),
+        iam.PolicyStatement(
+            sid="ReadTheLake", actions=["s3:GetObject"], resources=[lake.arn_for_objects(f"{lake_prefix}/*")]
+        ),
+        iam.PolicyStatement(
+            sid="WriteItsOwnTables",
+            actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            resources=[lake.arn_for_objects(f"{lake_prefix}/{prefix}*") for prefix in lake_access.WRITES[module]],
+        ),
+    ]
+
+
 def _job_arguments(
-    module: str, libs: s3_assets.Asset, pins: dict[str, str], lake_root: str, artifacts: s3.IBucket, log_group: str
+    module: str, libs: s3_assets.Asset, wheels: dict[str, str], lake_root: str, artifacts: s3.IBucket, log_group: str
 ) -> dict[str, str]:
-    """A job's default arguments: Delta on, our library zip and pinned modules, the lake root, logs and metrics."""
+    """A job's default arguments: Delta on, our library zip, its wheel bundle installed with no index
+    (nothing resolved at run time), the lake root, logs and metrics."""
     arguments = {
         "--job-language": "python",
         "--datalake-formats": "delta",
         "--conf": DELTA_CONF,
         "--extra-py-files": libs.s3_object_url,
-        "--additional-python-modules": packaging.glue_modules(module, pins),
+        "--additional-python-modules": wheels[glue_wheels.kind_of(module)],
+        "--python-modules-installer-option": "--no-index",
         "--lake_root": lake_root,
         "--enable-continuous-cloudwatch-log": "true",
         "--continuous-log-logGroup": log_group,
@@ -431,6 +503,4 @@ def _job_arguments(
         "--spark-event-logs-path": f"s3://{artifacts.bucket_name}/glue/spark-logs/",
         "--TempDir": f"s3://{artifacts.bucket_name}/glue/temp/",
     }
-    if module in packaging.ML_JOBS:
-        arguments["--python-modules-installer-option"] = packaging.TORCH_CPU_INDEX
     return arguments
