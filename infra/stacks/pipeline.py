@@ -97,7 +97,7 @@ STATE_MACHINE_ROLE_SUPPRESSIONS = [
     }
 ]
 # CDK's own BucketDeployment handler, which copies the wheel bundles into the artifacts bucket at deploy time.
-BUCKET_DEPLOYMENT_SUPPRESSIONS = [
+BUCKET_DEPLOYMENT_SUPPRESSIONS: list[dict[str, Any]] = [
     {
         "id": "AwsSolutions-IAM4",
         "reason": "CDK's BucketDeployment handler logs with the AWS-managed basic execution role; it runs "
