@@ -22,6 +22,14 @@ MANIFEST = "manifest.json"
 FEATURES = "features.json"
 REGISTRY = "registry.json"
 SNAPSHOT_ROWS = 60  # per symbol: enough for the LSTM window and for /latest?limit=
+# chart/<symbol>.json: the newest CHART_ROWS bars of each symbol with the overlays a trader reads
+# (GET /chart/{symbol}, the dashboard). One file per symbol: a request reads its symbol's only.
+CHART_DIR = "chart"
+CHART_ROWS = 250
+CHART_COLUMNS = (
+    *("open", "high", "low", "close", "volume"),
+    *("sma_20", "sma_50", "bb_upper_20", "bb_mid_20", "bb_lower_20"),
+)
 # On prob_up (the served probability that the next bar closes higher): ≥ buy → "buy",
 # ≤ sell → "sell", between → "hold". The manifest carries the thresholds it was published with.
 SIGNAL_THRESHOLDS = {"buy": 0.55, "sell": 0.45}
@@ -30,6 +38,10 @@ SIGNAL_THRESHOLDS = {"buy": 0.55, "sell": 0.45}
 SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9^._=-]{0,19}$"
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$"
 _VERSION_RE = re.compile(VERSION_PATTERN)
+
+
+def chart_file(symbol: str) -> str:
+    return f"{CHART_DIR}/{symbol}.json"
 
 
 def sha256(data: bytes) -> str:

@@ -30,6 +30,7 @@ from lakecontract.artifacts import (
     MODELS_DIR,
     REGISTRY,
     SIGNAL_THRESHOLDS,
+    chart_file,
     output_column,
     sha256,
     signal,
@@ -61,6 +62,11 @@ class NoModel(ArtifactError):
 
 class ArtifactRefused(ArtifactError):
     code = "artifact_refused"
+
+
+class NoChart(ArtifactError):
+    status = 404
+    code = "no_chart"
 
 
 class UnknownVersion(ArtifactError):
@@ -95,6 +101,8 @@ class Bundle:
     verified_files: list[str] = field(default_factory=list)
     sessions: dict[str, Any] = field(default_factory=dict)
     """task → ONNX session of its promoted model (tasks that serve the baseline have none)."""
+    charts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """symbol → its chart/<symbol>.json, read (and verified) on first request."""
 
     @property
     def interval(self) -> str:
@@ -419,6 +427,20 @@ class ModelCache:
             while len(self._others) > self.cached_versions:
                 self._others.popitem(last=False)
         return bundle
+
+    def chart(self, bundle: Bundle, symbol: str) -> dict[str, Any]:
+        """The symbol's chart bars of `bundle`'s version, verified against its manifest and kept with
+        the bundle (read on first use: a page view asks for one symbol, the init phase for none)."""
+        if symbol not in bundle.charts:
+            name = chart_file(symbol)
+            if name not in bundle.manifest["files"]:
+                raise NoChart(
+                    f"model version {bundle.version} has no chart for {symbol!r}: it was published before "
+                    "export wrote chart bars (run the pipeline again to publish a version that has them)"
+                )
+            raw = _read_verified(self.store, f"{MODELS_DIR}/{bundle.version}", name, bundle.manifest)
+            bundle.charts[symbol] = finite_or_none(json.loads(raw))
+        return bundle.charts[symbol]
 
     def manifest(self, version: str) -> dict[str, Any]:
         """A version's manifest alone (for listings; not verified until the version is served).

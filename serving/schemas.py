@@ -62,6 +62,14 @@ class LatestResponse(BaseModel):
     candles: list[dict[str, Any]] = Field(description="oldest first: ts, open, high, low, close, volume, features")
 
 
+class ChartResponse(BaseModel):
+    symbol: str
+    interval: str
+    model_version: str
+    columns: list[str] = Field(description="the value columns of every bar, besides ts")
+    bars: list[dict[str, Any]] = Field(description="oldest first: ts, open, high, low, close, volume, the overlays")
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

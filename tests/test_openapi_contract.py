@@ -108,6 +108,8 @@ def _drive_a_published_lake(probe: Probe, version: str) -> None:
     probe("GET", "/models")
     for name in (version, "latest", "20990101T000000Z", "-not-a-version"):
         probe("GET", f"/models/{name}")
+    for url in ("/chart/SYN0001", "/chart/NOPE", "/chart/SYN0001?interval=5m", "/chart/SYN0001?interval=1w"):
+        probe("GET", url)
     # A run in progress (the stand-in waits), then everything else a client can send.
     assert probe("POST", "/pipeline/runs", json={"name": "contract-1"}) == 202
     probe("POST", "/pipeline/runs", json={"name": "contract-2"})
@@ -157,6 +159,7 @@ def _drive_an_empty_lake(probe: Probe) -> None:
     probe("POST", "/predict", json={"symbol": "SYN0001"})
     probe("POST", "/predict/candles", json={"symbol": "SYN0001", "candles": _walk(3)})
     probe("GET", "/predict/SYN0001")
+    probe("GET", "/chart/SYN0001")
     probe("GET", "/models")
     for name in ("latest", "20990101T000000Z"):
         probe("GET", f"/models/{name}")
@@ -187,7 +190,10 @@ def _drive_a_broken_app(probe: Probe, version: str) -> None:
     probe("POST", "/predict", json={"symbol": "SYN0001"})
     probe("POST", "/predict/candles", json={"symbol": "SYN0001", "candles": _walk(3)})
     probe("POST", "/pipeline/runs", json={"name": "r9"})
-    for url in ("/health", "/symbols", "/latest?symbol=SYN0001", "/predict/SYN0001", "/models", f"/models/{version}"):
+    for url in (
+        *("/health", "/symbols", "/latest?symbol=SYN0001", "/predict/SYN0001", "/chart/SYN0001"),
+        *("/models", f"/models/{version}"),
+    ):
         probe("GET", url)
     probe("GET", "/pipeline/runs/r9")
 

@@ -126,6 +126,44 @@ def test_latest_errors(client):
     _assert_error(client.get("/latest"), 422, "invalid_request")
 
 
+def test_chart_serves_gold_s_newest_250_bars_with_their_overlays(client, published, published_lake, spark):
+    """The oracle is gold itself (the features table export read), and the SMA 20 by hand."""
+    from lakecontract.artifacts import CHART_COLUMNS, CHART_ROWS
+    from lakehouse import delta_io
+    from lakehouse.tables import gold_features
+
+    version, manifest, _ = published
+    body = client.get("/chart/SYN0002").json()
+    assert body["symbol"] == "SYN0002" and body["model_version"] == version and body["interval"] == "1d"
+    assert body["columns"] == list(CHART_COLUMNS) and len(body["bars"]) == CHART_ROWS
+    gold = delta_io.read(spark, gold_features("1d"), published_lake.cfg.resolved_root).where("symbol = 'SYN0002'")
+    frame = gold.select("ts", *CHART_COLUMNS).toPandas().sort_values("ts").tail(CHART_ROWS)
+    for bar, (_, row) in zip(body["bars"], frame.iterrows(), strict=True):
+        assert pd.Timestamp(bar["ts"]) == pd.Timestamp(row["ts"])
+        assert [bar[c] for c in CHART_COLUMNS] == [None if pd.isna(row[c]) else float(row[c]) for c in CHART_COLUMNS]
+    closes = [b["close"] for b in body["bars"]]
+    assert body["bars"][-1]["sma_20"] == pytest.approx(sum(closes[-20:]) / 20, rel=1e-9)
+    assert body["bars"][0]["ts"] < body["bars"][-1]["ts"]  # oldest first
+    assert "chart/SYN0002.json" in manifest["files"]  # published, and verified like every file
+
+
+def test_chart_errors(client, fresh_lake):
+    _assert_error(client.get("/chart/NOPE"), 404, "unknown_symbol")
+    _assert_error(client.get("/chart/SYN0001", params={"interval": "5m"}), 404, "unknown_interval")
+    _assert_error(client.get("/chart/SYN0001", params={"interval": "1w"}), 422, "invalid_request")
+    # A version published before export wrote chart bars: a 404 that says so, not a 500.
+    models = fresh_lake / "gold" / "models"
+    pointer = json.loads((models / "latest").read_text())
+    manifest_path = models / pointer["version"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith("chart/")}
+    manifest_path.write_bytes(json.dumps(manifest).encode())
+    pointer["manifest_sha256"] = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    (models / "latest").write_text(json.dumps(pointer))
+    error = _assert_error(_client(fresh_lake).get("/chart/SYN0001"), 404, "no_chart")
+    assert "published before export wrote chart bars" in error["message"]
+
+
 def _newest_scores(published_lake) -> dict[str, dict]:
     """The oracle: gold/predictions of the published version as the batch export wrote them — the
     NATIVE scikit-learn / PyTorch models (which the API never loads) scored on the training frame

@@ -1,7 +1,8 @@
 """Job body of export_models: publish the best model per task of a training run under gold/models/<version>/.
 
 Steps, in the order that keeps `latest` honest (lakehouse/ml/export.py says why): read the
-version's registry rows and choose the best per task; read the feature snapshot; gather each
+version's registry rows and choose the best per task; read the feature snapshot and the chart
+bars (chart/<symbol>.json: 250 bars with overlays, for the dashboard); gather each
 chosen model's artifacts and describe it; build the manifest; check every ONNX graph against its
 native model; write the files and read them back against their sha256; switch `latest`; mark the
 promoted rows in the registry; score gold/predictions. Any failure before the switch leaves
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lakecontract.artifacts import FEATURES, LATEST, MANIFEST, MODELS_DIR, REGISTRY, sha256
+from lakecontract.artifacts import CHART_COLUMNS, CHART_ROWS, FEATURES, LATEST, MANIFEST, MODELS_DIR, REGISTRY, sha256
 from lakecontract.constants import TASKS
 from lakecontract.objectstore import ObjectStore
 from lakehouse.config import LakeConfig
@@ -27,6 +28,7 @@ from lakehouse.ml.dataset import TrainingData
 from lakehouse.ml.export import (
     ExportFailed,
     PublishedModel,
+    chart_files,
     choose,
     family_of,
     latest_version,
@@ -69,6 +71,7 @@ def run(
         FEATURES: json.dumps(snap).encode(),
         **artifacts,
         REGISTRY: json.dumps(registry, default=str, indent=1).encode(),
+        **chart_files(_chart_frame(spark, cfg, snap["interval"]), snap["interval"]),
     }
     manifest = manifest_of(model_version, docs, chosen, files, snap, run_id, now)
     loaded = verify_models(models, files, snap, log)
@@ -135,6 +138,28 @@ def _snapshot(
     snap = snapshot(data.frame, features=features)
     snap.update(interval=interval, table=data.table, table_version=data.table_version)
     return data, snap
+
+
+def _chart_frame(spark: SparkSession, cfg: LakeConfig, interval: str) -> pd.DataFrame:
+    """Each symbol's newest CHART_ROWS gold rows with the chart's columns (a window per symbol in
+    Spark: the driver gets 250 rows a symbol, not the table)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.tables import gold_features
+
+    gold = delta_io.read(spark, gold_features(interval), cfg.resolved_root)
+    if cfg.symbols:
+        gold = gold.where(F.col("symbol").isin(list(cfg.symbols)))
+    newest = Window.partitionBy("symbol").orderBy(F.col("ts").desc())
+    tail = (
+        gold.select("symbol", "ts", *CHART_COLUMNS)
+        .withColumn("_n", F.row_number().over(newest))
+        .where(F.col("_n") <= CHART_ROWS)
+        .drop("_n")
+    )
+    return tail.toPandas()
 
 
 def _gather(

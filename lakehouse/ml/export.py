@@ -35,11 +35,14 @@ import numpy as np
 import pandas as pd
 
 from lakecontract.artifacts import (  # the API builds its inputs with the same functions
+    CHART_COLUMNS,
+    CHART_ROWS,
     LATEST,
     MANIFEST,
     MODELS_DIR,
     SIGNAL_THRESHOLDS,
     SNAPSHOT_ROWS,
+    chart_file,
     output_column,
     sha256,
     signal,
@@ -87,11 +90,8 @@ def choose(candidates: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return best
 
 
-def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS, features: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The newest `rows` rows per symbol, columnar, JSON-ready (numbers or null): prices, the pooled
-    and LSTM features, and any other column a published model reads (`features`)."""
-    names = dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES, *features])
-    columns = ["open", "high", "low", "close", "volume", *names]
+def _columnar(frame: pd.DataFrame, columns: list[str], rows: int) -> dict[str, dict[str, list[Any]]]:
+    """symbol → its newest `rows` rows, oldest first: timestamps and rows of numbers (null where not finite)."""
     symbols = {}
     for symbol, group in frame.sort_values("ts").groupby("symbol", sort=True):
         tail = group.tail(rows)
@@ -100,7 +100,26 @@ def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS, features: tuple[str
             "ts": [t.isoformat() for t in tail["ts"]],
             "values": [[None if not math.isfinite(v) else float(v) for v in row] for row in values],
         }
-    return {"columns": columns, "symbols": symbols}
+    return symbols
+
+
+def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS, features: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The newest `rows` rows per symbol, columnar, JSON-ready (numbers or null): prices, the pooled
+    and LSTM features, and any other column a published model reads (`features`)."""
+    names = dict.fromkeys([*MODEL_FEATURES, *LSTM_FEATURES, *features])
+    columns = ["open", "high", "low", "close", "volume", *names]
+    return {"columns": columns, "symbols": _columnar(frame, columns, rows)}
+
+
+def chart_files(frame: pd.DataFrame, interval: str, rows: int = CHART_ROWS) -> dict[str, bytes]:
+    """chart/<symbol>.json per symbol: its newest `rows` bars with the gold overlays (CHART_COLUMNS),
+    what the dashboard draws. Separate from features.json, which holds model inputs only (no price
+    levels) and 60 rows: a chart long enough to read needs 250."""
+    columns = list(CHART_COLUMNS)
+    return {
+        chart_file(symbol): json.dumps({"symbol": symbol, "interval": interval, "columns": columns, **body}).encode()
+        for symbol, body in _columnar(frame, columns, rows).items()
+    }
 
 
 @dataclass(frozen=True)
