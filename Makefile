@@ -22,7 +22,7 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer glue-lock glue-wheels bootstrap deploy destroy
+.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer glue-lock glue-wheels dashboard bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,23 @@ setup: $(STAMPS)/deps $(STAMPS)/jars ## create .venv, install locked deps, fetch
 $(STAMPS)/npm: step_functions/package.json step_functions/package-lock.json
 	@mkdir -p $(STAMPS)
 	npm ci --prefix step_functions --no-audit --no-fund --silent
+	@touch $@
+
+# The dashboard's chart library: an npm package copied next to the page (served from the API itself, no CDN).
+DASHBOARD_VENDOR := serving/dashboard/static/vendor/lightweight-charts.standalone.production.js
+
+$(DASHBOARD_VENDOR): serving/dashboard/package.json serving/dashboard/package-lock.json
+	npm ci --prefix serving/dashboard --no-audit --no-fund --silent
+	@mkdir -p $(dir $@)
+	cp serving/dashboard/node_modules/lightweight-charts/dist/$(notdir $@) $@
+
+dashboard: $(DASHBOARD_VENDOR) ## the dashboard's chart library (npm lightweight-charts) into serving/dashboard/static/vendor/
+
+# Debian's Chromium and its driver, for the dashboard's browser test (root on these machines).
+$(STAMPS)/chromium:
+	@mkdir -p $(STAMPS)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 	@touch $@
 
 validate-asl: $(STAMPS)/npm ## asl-validator on every state-machine definition
@@ -89,7 +106,7 @@ bench-train: setup ## training driver peak RSS and time on ≥ 5 M synthetic gol
 bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
 	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)
 
-test: setup check validate-asl serving-size ## static checks, ASL validation, serving size check + the whole test suite (what CI runs)
+test: setup check validate-asl dashboard serving-size $(STAMPS)/chromium ## static checks, ASL validation, serving size check + the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: setup ## the static checks: ruff lint + format, import-linter contracts, mypy (all in pyproject.toml)
@@ -122,7 +139,7 @@ clean: ## delete the venv, JARs, stamps and build outputs (not the lake)
 SERVING_PLATFORM := x86_64-manylinux_2_34
 SERVING_PYTHON := 3.12
 
-serve: setup ## the prediction API on http://127.0.0.1:8000 (docs at /docs) over the local lake
+serve: setup dashboard ## the prediction API on http://127.0.0.1:8000 (docs at /docs) over the local lake
 	CANDLELAKE_LAKE_ROOT=$${CANDLELAKE_LAKE_ROOT:-lake} $(VENV)/bin/uvicorn serving.app:app --host 127.0.0.1 --port 8000 --no-access-log
 
 serving-requirements: | $(PY) ## re-pin serving/requirements.txt for the Lambda runtime
@@ -130,7 +147,7 @@ serving-requirements: | $(PY) ## re-pin serving/requirements.txt for the Lambda 
 	$(UV) pip compile -q serving/requirements.in --python-version $(SERVING_PYTHON) \
 		--python-platform $(SERVING_PLATFORM) --generate-hashes -o serving/requirements.txt
 
-serving-size: setup ## install the serving set as Lambda would get it; fail at ≥ 250 MB
+serving-size: setup dashboard ## install the serving set as Lambda would get it; fail at ≥ 250 MB
 	$(PY) -m serving.size_check --python-version $(SERVING_PYTHON) --platform $(SERVING_PLATFORM)
 
 bench-api: setup serving-size ## /predict p50/p99 through the Lambda handler and cold start (after `make run`)
@@ -188,14 +205,14 @@ lambda-layer: setup ## the API's dependencies (serving/requirements.txt) for pyt
 	$(UV) pip install -q --target $(LAYER)/python --python-version $(SERVING_PYTHON) \
 		--python-platform $(SERVING_PLATFORM) --only-binary :all: --require-hashes -r serving/requirements.txt
 
-synth: setup $(STAMPS)/npm-infra lambda-layer glue-wheels ## CloudFormation templates into build/cdk.out, checked by cdk-nag (no AWS needed)
+synth: setup $(STAMPS)/npm-infra lambda-layer glue-wheels dashboard ## CloudFormation templates into build/cdk.out, checked by cdk-nag (no AWS needed)
 	$(CDK) synth --app "$(CDK_APP)" --output $(CDK_OUT) --quiet $(CDK_ARGS)
 
 bootstrap: setup $(STAMPS)/npm-infra ## once per account and region: cdk bootstrap (needs AWS credentials)
 	$(CDK) bootstrap --app "$(CDK_APP)" $(CDK_ARGS)
 
-deploy: setup $(STAMPS)/npm-infra lambda-layer glue-wheels ## cdk deploy every stack (needs AWS credentials; CDK_ARGS="-c workers=4")
+deploy: setup $(STAMPS)/npm-infra lambda-layer glue-wheels dashboard ## cdk deploy every stack (needs AWS credentials; CDK_ARGS="-c workers=4")
 	$(CDK) deploy --all --app "$(CDK_APP)" --output $(CDK_OUT) --require-approval broadening $(CDK_ARGS)
 
-destroy: setup $(STAMPS)/npm-infra lambda-layer glue-wheels ## cdk destroy every stack (the lake and artifacts buckets are retained)
+destroy: setup $(STAMPS)/npm-infra lambda-layer glue-wheels dashboard ## cdk destroy every stack (the lake and artifacts buckets are retained)
 	$(CDK) destroy --all --app "$(CDK_APP)" --output $(CDK_OUT) $(CDK_ARGS)

@@ -15,7 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import InfraSettings, SettingsError
 from infra.stacks.analytics import AnalyticsStack
-from infra.stacks.api import ApiStack, LayerNotBuilt
+from infra.stacks.api import ApiStack, DashboardNotBuilt, LayerNotBuilt
 from infra.stacks.pipeline import GlueWheelsNotBuilt, PipelineStack
 from infra.stacks.storage import StorageStack
 
@@ -84,11 +84,8 @@ def create(context: dict[str, Any] | None = None, outdir: str | None = None) -> 
 def main() -> None:
     try:
         app, _ = create()
-    except (
-        SettingsError,
-        LayerNotBuilt,
-        GlueWheelsNotBuilt,
-    ) as error:  # a bad -c value or a build step not run: say which, no traceback
+    # a bad -c value or a build step not run: say which, no traceback
+    except (SettingsError, LayerNotBuilt, GlueWheelsNotBuilt, DashboardNotBuilt) as error:
         raise SystemExit(f"candlelake infra: {error}") from None
     app.synth()
 

@@ -43,9 +43,9 @@ def lock_pins(lock: Path = REPO / "requirements.lock") -> dict[str, str]:
     return pins
 
 
-def _add_tree(zf: zipfile.ZipFile, package: Path, arc_root: Path) -> None:
-    for path in sorted(package.rglob("*.py")):
-        if "__pycache__" in path.parts:
+def _add_tree(zf: zipfile.ZipFile, package: Path, arc_root: Path, pattern: str = "*.py") -> None:
+    for path in sorted(package.rglob(pattern)):
+        if "__pycache__" in path.parts or "node_modules" in path.parts or not path.is_file():
             continue
         info = zipfile.ZipInfo(str(path.relative_to(arc_root)), date_time=_FIXED_TIME)
         info.compress_type = zipfile.ZIP_DEFLATED
@@ -53,11 +53,14 @@ def _add_tree(zf: zipfile.ZipFile, package: Path, arc_root: Path) -> None:
         zf.writestr(info, path.read_bytes())
 
 
-def source_zip(target: Path, packages: tuple[str, ...]) -> Path:
-    """A zip of the named top-level packages (their .py files): the Glue jobs' --extra-py-files and
-    the Lambda's code."""
+def source_zip(target: Path, packages: tuple[str, ...], data: tuple[str, ...] = ()) -> Path:
+    """A zip of the named top-level packages (their .py files) and of every file under the `data`
+    folders (relative to the repository): the Glue jobs' --extra-py-files and the Lambda's code
+    (with the dashboard's static files)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w") as zf:
         for name in packages:
             _add_tree(zf, REPO / name, REPO)
+        for folder in data:
+            _add_tree(zf, REPO / folder, REPO, "*")
     return target

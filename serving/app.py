@@ -29,7 +29,7 @@ from serving.artifacts import ModelCache
 from serving.errors import documented, install
 from serving.middleware import BodyLimit, RequestContext
 from serving.pipeline_runs import AwsRuns, LocalRuns
-from serving.routes import ROUTERS
+from serving.routes import ROUTERS, dashboard
 from serving.settings import Settings
 from serving.storage import open_store
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_middleware(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    dashboard.install(app)
     return app
 
 

@@ -2,9 +2,9 @@
 
 A zip-deployed Lambda may hold 250 MB unzipped (function code + layers). This installs
 serving/requirements.txt for the target Python and platform into a temporary folder (uv,
-binary wheels only — what a deploy step would upload), adds the code the Lambda ships (serving/ and
-lakecontract/, as infra/stacks/api.py packages it), prints the size per distribution, and exits 1
-when the total reaches the limit.
+binary wheels only — what a deploy step would upload), adds the code the Lambda ships (serving/ with
+the dashboard's static files, and lakecontract/, as infra/stacks/api.py packages it), prints the
+size per distribution, and exits 1 when the total reaches the limit.
 
     python -m serving.size_check [--python-version 3.12] [--platform x86_64-manylinux_2_34]
 """
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="candlelake-serving-") as tmp:
         target = Path(tmp)
         install(target, args.python_version, args.platform)
-        skip = shutil.ignore_patterns("__pycache__", "*.txt", "*.in")
+        skip = shutil.ignore_patterns("__pycache__", "*.txt", "*.in", "node_modules", "package*.json")
         for package in CODE:
             shutil.copytree(SERVING.parent / package, target / package, ignore=skip)
         sizes: dict[str, int] = {}

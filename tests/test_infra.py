@@ -312,7 +312,9 @@ def test_the_api_code_asset_holds_what_serving_imports_and_no_batch_code(synthes
     names = set(_asset_zip(outdir, fn["Code"]["S3Key"]).namelist())
     needed = _imported_packages("serving")
     assert needed == {"serving", "lakecontract"}
-    assert names == _sources(needed) and "serving/app.py" in names  # no lakehouse/, no requirements*.txt
+    static = {str(p.relative_to(REPO)) for p in (REPO / "serving" / "dashboard" / "static").rglob("*") if p.is_file()}
+    assert "serving/dashboard/static/vendor/lightweight-charts.standalone.production.js" in static
+    assert names == _sources(needed) | static and "serving/app.py" in names  # no lakehouse/, no requirements*.txt
 
 
 def test_the_source_zips_are_reproducible(tmp_path):

@@ -25,6 +25,10 @@ from infra import nag, packaging
 from infra.settings import REPO, InfraSettings
 
 
+class DashboardNotBuilt(FileNotFoundError):
+    """The dashboard's chart library is missing: `make dashboard` copies it from its npm package."""
+
+
 class LayerNotBuilt(FileNotFoundError):
     """The dependency layer folder is missing: `make lambda-layer` builds it."""
 
@@ -34,6 +38,8 @@ class LayerNotBuilt(FileNotFoundError):
 # repository is not deployed; an unchanged tree gives the same asset hash).
 API_CODE = ("serving", "lakecontract")
 API_CODE_ZIP = REPO / "build" / "infra" / "api-code.zip"
+# The dashboard's page, script, style and chart library (serving/routes/dashboard.py serves them).
+DASHBOARD_STATIC = "serving/dashboard/static"
 ROLE_SUPPRESSIONS = [
     {
         "id": "AwsSolutions-IAM5",
@@ -81,7 +87,12 @@ class ApiStack(Stack):
     ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.settings = settings
-        code = packaging.source_zip(API_CODE_ZIP, API_CODE)
+        vendor = REPO / DASHBOARD_STATIC / "vendor"
+        if not any(vendor.glob("*.js")):
+            raise DashboardNotBuilt(
+                f"the dashboard's chart library is missing from {vendor}: run `make dashboard` first"
+            )
+        code = packaging.source_zip(API_CODE_ZIP, API_CODE, data=(DASHBOARD_STATIC,))
         log_group = logs.LogGroup(
             self,
             "ApiLogs",

@@ -4,6 +4,8 @@
 |---|---|
 | `health.py` | `GET /health` |
 | `symbols.py` | `GET /symbols`, `GET /latest` (the serving snapshot: symbols and their newest candles) |
+| `chart.py` | `GET /chart/{symbol}` (250 bars with overlays, for the dashboard) |
+| `dashboard.py` | `GET /` → `/dashboard/`: the page and its static files (serving/dashboard/static/) |
 | `predictions.py` | `POST /predict`, `GET /predict/{symbol}` |
 | `candles.py` | `POST /predict/candles` (bars the caller sends; serving/candles.py) |
 | `models.py` | `GET /models`, `GET /models/{version}` |
@@ -15,9 +17,17 @@ A route states the errors it can answer with `responses=documented(...)` (servin
 
 from __future__ import annotations
 
-from serving.routes import candles, health, models, pipeline_runs, predictions, symbols
+from serving.routes import candles, chart, health, models, pipeline_runs, predictions, symbols
 
 # The order of the OpenAPI document's paths (and of /docs), and the order requests are matched in:
 # FastAPI 0.165 tries each included router in turn, so the hot path (/predict) comes first — with it
 # third, a warm POST /predict cost ≈ 20 % more (measured through the Lambda handler).
-ROUTERS = (predictions.router, candles.router, health.router, symbols.router, models.router, pipeline_runs.router)
+ROUTERS = (
+    predictions.router,
+    candles.router,
+    health.router,
+    symbols.router,
+    chart.router,
+    models.router,
+    pipeline_runs.router,
+)

@@ -1,0 +1,211 @@
+// The candlelake dashboard: reads this API's own routes and draws them. No framework, no other host.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(window.location.search);
+const state = { symbol: params.get("symbol"), interval: params.get("interval"), version: null, chart: null };
+
+// --- the API -----------------------------------------------------------------------------------
+
+class ApiFailure extends Error {}
+
+async function api(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { accept: "application/json" } });
+  } catch (exc) {
+    throw new ApiFailure(`the API cannot be reached (${exc.message}); is it running?`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `${response.status} ${response.statusText}`;
+    throw new ApiFailure(message);
+  }
+  return body;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+// --- formatting --------------------------------------------------------------------------------
+
+const pct = (x, digits = 2) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(digits)} %`);
+const num = (x, digits = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+// gold's timestamps are UTC; a string without a zone designator is read as UTC, not local time
+const seconds = (ts) => Math.floor(Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(ts) ? ts : `${ts}Z`) / 1000);
+// a bar's time as a person reads it: the date for a daily bar, date and UTC time for an intraday one
+function when(ts) {
+  const iso = new Date(seconds(ts) * 1000).toISOString();
+  return iso.endsWith("T00:00:00.000Z") ? iso.slice(0, 10) : `${iso.slice(0, 16).replace("T", " ")} UTC`;
+}
+
+function cell(row, text, tag = "td") {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  row.appendChild(el);
+  return el;
+}
+
+// --- the chart ---------------------------------------------------------------------------------
+
+function makeChart() {
+  const lib = window.LightweightCharts;
+  if (!lib) throw new ApiFailure("the chart library did not load (vendor/ is built by `make dashboard`)");
+  const chart = lib.createChart($("chart"), {
+    autoSize: true,
+    layout: { background: { color: "#ffffff" }, textColor: "#1f2933" },
+    grid: { vertLines: { color: "#eef1f4" }, horzLines: { color: "#eef1f4" } },
+    timeScale: { timeVisible: true, secondsVisible: false },
+  });
+  const line = (color, width = 1) =>
+    chart.addSeries(lib.LineSeries, { color, lineWidth: width, priceLineVisible: false, lastValueVisible: false });
+  const series = {
+    candles: chart.addSeries(lib.CandlestickSeries, {
+      upColor: "#1a7f37", downColor: "#cf222e", borderVisible: false, wickUpColor: "#1a7f37", wickDownColor: "#cf222e",
+    }),
+    volume: chart.addSeries(lib.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "volume" }),
+    sma_20: line("#0969da", 2),
+    sma_50: line("#8250df", 2),
+    bb_upper_20: line("#9a6700"),
+    bb_mid_20: line("#d4a72c"),
+    bb_lower_20: line("#9a6700"),
+  };
+  chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  return { chart, series };
+}
+
+async function drawChart(symbol) {
+  const data = await api(`/chart/${encodeURIComponent(symbol)}`);
+  state.chart = state.chart || makeChart();
+  const { chart, series } = state.chart;
+  const bars = data.bars.filter((b) => [b.open, b.high, b.low, b.close].every((v) => v !== null));
+  series.candles.setData(bars.map((b) => ({ time: seconds(b.ts), open: b.open, high: b.high, low: b.low, close: b.close })));
+  series.volume.setData(
+    bars.map((b) => ({ time: seconds(b.ts), value: b.volume || 0, color: b.close >= b.open ? "#1a7f3755" : "#cf222e55" })),
+  );
+  for (const name of ["sma_20", "sma_50", "bb_upper_20", "bb_mid_20", "bb_lower_20"]) {
+    series[name].setData(bars.filter((b) => b[name] !== null).map((b) => ({ time: seconds(b.ts), value: b[name] })));
+  }
+  chart.timeScale().fitContent();
+  const el = $("chart");
+  el.dataset.symbol = symbol;
+  el.dataset.candles = String(bars.length);
+  el.setAttribute("aria-label", `${symbol}: ${bars.length} ${data.interval} candles with volume, SMA 20/50, Bollinger 20/2`);
+  $("bars").textContent = `· ${bars.length} bars, ${data.interval}, last ${bars.length ? when(bars[bars.length - 1].ts) : "–"}`;
+}
+
+// --- the latest call ---------------------------------------------------------------------------
+
+async function drawCall(symbol) {
+  const p = await api(`/predict/${encodeURIComponent(symbol)}`);
+  const served = (task) => (p.served[task] === "baseline" ? "serving the baseline (no model beat it)" : p.served[task]);
+  const items = [
+    ["Symbol", `${p.symbol} (${p.interval})`],
+    ["As of", `${when(p.asof)} · close ${num(p.close, 2)}`],
+    ["Probability of up", pct(p.prob_up, 1)],
+    ["Signal", p.signal],
+    ["Expected next return", pct(p.predicted_return, 3)],
+    ["Expected next close", num(p.predicted_close, 2)],
+    ["Direction model", `${served("direction")} · baseline: up ${pct(p.baseline.prob_up, 1)} of the time`],
+    ["Return model", `${served("return")} · baseline: no change`],
+    ["Model version", p.model_version],
+  ];
+  const list = $("call");
+  list.replaceChildren();
+  for (const [term, value] of items) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    if (term === "Signal") dd.className = `signal ${value}`;
+    list.append(dt, dd);
+  }
+  list.dataset.symbol = p.symbol;
+  list.dataset.probUp = String(p.prob_up);
+  for (const note of p.notes || []) {
+    const dd = document.createElement("dd");
+    dd.className = "note";
+    dd.textContent = note;
+    list.append(dd);
+  }
+}
+
+// --- the leaderboard ---------------------------------------------------------------------------
+
+async function drawBoard(version) {
+  const detail = await api(`/models/${encodeURIComponent(version)}`);
+  const body = $("board").querySelector("tbody");
+  body.replaceChildren();
+  const rows = [...detail.registry].sort((a, b) => (a.task + a.algorithm).localeCompare(b.task + b.algorithm));
+  for (const r of rows) {
+    const tr = document.createElement("tr");
+    const m = r.metrics || {};
+    const b = r.baselines || {};
+    cell(tr, r.task);
+    cell(tr, r.algorithm, "th").scope = "row";
+    cell(tr, r.key_metric);
+    cell(tr, num(r.key_value));
+    cell(tr, num(r.baseline_value));
+    cell(tr, m.accuracy === undefined ? "–" : `${pct(m.accuracy, 1)} vs ${pct(b.accuracy, 1)}`);
+    cell(tr, m.bt_sharpe === undefined ? "–" : `${num(m.bt_sharpe, 2)} vs ${num(b.bt_sharpe, 2)}`);
+    cell(tr, r.promoted ? "served" : r.beats_baseline ? "beat its baseline" : "did not beat its baseline");
+    tr.className = r.promoted ? "served" : r.beats_baseline ? "" : "lost";
+    body.appendChild(tr);
+  }
+  const models = detail.manifest.models || {};
+  $("verdict").textContent = Object.entries(models)
+    .map(([task, doc]) => `${task}: ${doc.promoted ? "" : "serving the baseline — "}${doc.reason}`)
+    .join(". ");
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+async function show(symbol) {
+  state.symbol = symbol;
+  const url = new URL(window.location.href);
+  url.searchParams.set("symbol", symbol);
+  window.history.replaceState(null, "", url);
+  showError("");
+  const results = await Promise.allSettled([drawChart(symbol), drawCall(symbol)]);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) showError(failed.reason.message);
+}
+
+async function main() {
+  let listing;
+  try {
+    listing = await api("/symbols");
+  } catch (exc) {
+    $("version").textContent = "no model is served";
+    showError(exc.message);
+    return;
+  }
+  state.version = listing.model_version;
+  const interval = listing.symbols.length ? listing.symbols[0].interval : "";
+  $("version").textContent = `model version ${listing.model_version} · ${interval} bars`;
+  const picker = $("symbol");
+  for (const s of listing.symbols) picker.add(new Option(s.symbol, s.symbol));
+  const intervals = $("interval");
+  intervals.add(new Option(interval, interval));
+  intervals.disabled = true; // a published version serves one interval
+  picker.addEventListener("change", () => show(picker.value));
+  drawBoard(listing.model_version).catch((exc) => showError(exc.message));
+  if (state.interval && state.interval !== interval) {
+    showError(`interval ${state.interval} is not served: model version ${listing.model_version} serves ${interval}`);
+    return;
+  }
+  const wanted = state.symbol || (listing.symbols[0] || {}).symbol;
+  if (!wanted) {
+    showError(`model version ${listing.model_version} serves no symbol`);
+    return;
+  }
+  if (listing.symbols.some((s) => s.symbol === wanted)) picker.value = wanted;
+  await show(wanted); // an unknown symbol: the API's 404 says which symbols are served
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  main().catch((exc) => showError(exc.message));
+});
