@@ -68,6 +68,11 @@ class ChartResponse(BaseModel):
     model_version: str
     columns: list[str] = Field(description="the value columns of every bar, besides ts")
     bars: list[dict[str, Any]] = Field(description="oldest first: ts, open, high, low, close, volume, the overlays")
+    calls: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="the published models' scores of the holdout bars among these: ts, prob_up, signal, "
+        "actual_up (1 if the next bar closed higher, null while not known)",
+    )
 
 
 class PredictRequest(BaseModel):

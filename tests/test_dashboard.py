@@ -107,6 +107,13 @@ def test_the_page_draws_the_published_chart_and_call_from_this_origin_only(brows
     symbol = browser.execute_script("return document.getElementById('chart').dataset.symbol;")
     published = _chart(lake, symbol)
     assert candles == len(published["ts"]) == CHART_ROWS  # the synthetic lake has 700 bars a symbol
+    known = [a for a in published["calls"]["actual_up"] if a is not None]
+    calls = int(_wait(browser, "document.getElementById('hits').dataset.calls", "the holdout calls"))
+    assert calls == len(known) > 0
+    assert (
+        "right" in browser.find_element("id", "hits").text
+        and f"of {calls} times" in browser.find_element("id", "hits").text
+    )
     _wait(browser, "document.getElementById('call').dataset.symbol", "the latest call")
     _wait(browser, "document.querySelectorAll('#board tbody tr').length", "the leaderboard")
     assert browser.find_element("id", "error").get_attribute("hidden") is not None

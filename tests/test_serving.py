@@ -139,12 +139,28 @@ def test_chart_serves_gold_s_newest_250_bars_with_their_overlays(client, publish
     gold = delta_io.read(spark, gold_features("1d"), published_lake.cfg.resolved_root).where("symbol = 'SYN0002'")
     frame = gold.select("ts", *CHART_COLUMNS).toPandas().sort_values("ts").tail(CHART_ROWS)
     for bar, (_, row) in zip(body["bars"], frame.iterrows(), strict=True):
-        assert pd.Timestamp(bar["ts"]) == pd.Timestamp(row["ts"])
+        assert pd.Timestamp(bar["ts"]) == pd.Timestamp(row["ts"]).tz_localize("UTC")  # Spark's session zone is UTC
         assert [bar[c] for c in CHART_COLUMNS] == [None if pd.isna(row[c]) else float(row[c]) for c in CHART_COLUMNS]
     closes = [b["close"] for b in body["bars"]]
     assert body["bars"][-1]["sma_20"] == pytest.approx(sum(closes[-20:]) / 20, rel=1e-9)
     assert body["bars"][0]["ts"] < body["bars"][-1]["ts"]  # oldest first
     assert "chart/SYN0002.json" in manifest["files"]  # published, and verified like every file
+    # the holdout calls on these bars are gold/predictions' rows of the version, beside what happened
+    from lakehouse.tables import GOLD_PREDICTIONS
+
+    scored = (
+        delta_io.read(spark, GOLD_PREDICTIONS, published_lake.cfg.resolved_root)
+        .where(f"symbol = 'SYN0002' AND model_version = '{version}'")
+        .toPandas()
+        .sort_values("ts")
+    )
+    scored = scored[scored["ts"] >= frame["ts"].min()]
+    calls = body["calls"]
+    assert len(calls["ts"]) == len(scored) > 0
+    assert calls["prob_up"] == pytest.approx(scored["prob_up"].tolist(), rel=1e-12)
+    assert calls["signal"] == scored["signal"].tolist()
+    assert calls["actual_up"] == [None if pd.isna(v) else int(v) for v in scored["actual_up"]]
+    assert calls["actual_up"][-1] is None  # the newest bar's next close is not known yet
 
 
 def test_chart_errors(client, fresh_lake):

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from lakecontract.artifacts import CHART_COLUMNS, CHART_ROWS, FEATURES, LATEST, MANIFEST, MODELS_DIR, REGISTRY, sha256
 from lakecontract.constants import TASKS
@@ -40,7 +41,6 @@ from lakehouse.ml.export import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import SparkSession
 
     from lakehouse.delta_io import WriteResult
@@ -71,15 +71,18 @@ def run(
         FEATURES: json.dumps(snap).encode(),
         **artifacts,
         REGISTRY: json.dumps(registry, default=str, indent=1).encode(),
-        **chart_files(_chart_frame(spark, cfg, snap["interval"]), snap["interval"]),
     }
     manifest = manifest_of(model_version, docs, chosen, files, snap, run_id, now)
     loaded = verify_models(models, files, snap, log)
+    records, columns = _prediction_records(data.frame, manifest, loaded, now)
+    calls = pd.DataFrame.from_records(records, columns=columns)
+    files.update(chart_files(_chart_frame(spark, cfg, snap["interval"]), snap["interval"], calls))
+    manifest = manifest_of(model_version, docs, chosen, files, snap, run_id, now)  # the charts listed too
     store = ObjectStore(root, f"{MODELS_DIR}/{model_version}", endpoint=endpoint)
     manifest_bytes = _write_verified(store, files, manifest)
     _switch_latest(root, endpoint, model_version, manifest_bytes, now, log)
     _mark_promoted(spark, root, model_version, promoted_ids)
-    written = _write_predictions(spark, root, data.frame, manifest, loaded, now)
+    written = _write_predictions(spark, root, records)
     return JobSummary(
         JOB,
         rows_read=len(data.frame),
@@ -220,20 +223,21 @@ def _mark_promoted(spark: SparkSession, root: str, model_version: str, promoted_
     )
 
 
-def _write_predictions(
-    spark: SparkSession,
-    root: str,
-    frame: pd.DataFrame,
-    manifest: dict[str, Any],
-    models: dict[str, PublishedModel],
-    now: datetime,
-) -> WriteResult:
-    """Score the holdout block and each symbol's newest bar with the published models; MERGE on
-    (model_version, symbol, ts) so exporting the same version again rewrites, not duplicates."""
-    from lakehouse import delta_io
+def _prediction_records(
+    frame: pd.DataFrame, manifest: dict[str, Any], models: dict[str, PublishedModel], now: datetime
+) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """gold/predictions rows (and their column names): the holdout block and each symbol's newest bar,
+    scored by the published models; the chart files show the same scores."""
     from lakehouse.tables import GOLD_PREDICTIONS
 
     columns = [f.name for f in GOLD_PREDICTIONS.schema.fields]
-    records = prediction_records(frame, manifest, models, now, columns)
+    return prediction_records(frame, manifest, models, now, columns), columns
+
+
+def _write_predictions(spark: SparkSession, root: str, records: list[tuple[Any, ...]]) -> WriteResult:
+    """MERGE on (model_version, symbol, ts) so exporting the same version again rewrites, not duplicates."""
+    from lakehouse import delta_io
+    from lakehouse.tables import GOLD_PREDICTIONS
+
     df = spark.createDataFrame(records, GOLD_PREDICTIONS.schema)
     return delta_io.merge_upsert(spark, df, GOLD_PREDICTIONS, root)

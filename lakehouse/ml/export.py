@@ -111,14 +111,41 @@ def snapshot(frame: pd.DataFrame, rows: int = SNAPSHOT_ROWS, features: tuple[str
     return {"columns": columns, "symbols": _columnar(frame, columns, rows)}
 
 
-def chart_files(frame: pd.DataFrame, interval: str, rows: int = CHART_ROWS) -> dict[str, bytes]:
+def chart_files(
+    frame: pd.DataFrame, interval: str, calls: pd.DataFrame | None = None, rows: int = CHART_ROWS
+) -> dict[str, bytes]:
     """chart/<symbol>.json per symbol: its newest `rows` bars with the gold overlays (CHART_COLUMNS),
-    what the dashboard draws. Separate from features.json, which holds model inputs only (no price
-    levels) and 60 rows: a chart long enough to read needs 250."""
+    what the dashboard draws, and `calls`: the published models' scores of those bars that export
+    scored (gold/predictions: the holdout block) beside what happened, so a reader sees how often the
+    call was right. Separate from features.json, which holds model inputs only (no price levels)
+    and 60 rows: a chart long enough to read needs 250."""
     columns = list(CHART_COLUMNS)
+    frame = frame.assign(ts=_utc(frame["ts"]))
+    docs = {}
+    for symbol, body in _columnar(frame, columns, rows).items():
+        doc = {"symbol": symbol, "interval": interval, "columns": columns, **body, "calls": _calls(calls, symbol, body)}
+        docs[chart_file(symbol)] = json.dumps(doc).encode()
+    return docs
+
+
+def _utc(ts: pd.Series) -> pd.Series:
+    ts = pd.to_datetime(ts)
+    return ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+
+
+def _calls(calls: pd.DataFrame | None, symbol: str, body: dict[str, Any]) -> dict[str, list[Any]]:
+    """The scored bars among the chart's: ts, the direction model's prob_up, the served signal, and
+    whether the next bar closed up (null for the newest bar: not known yet)."""
+    empty: dict[str, list[Any]] = {"ts": [], "prob_up": [], "signal": [], "actual_up": []}
+    if calls is None or not body["ts"]:
+        return empty
+    mine = calls[calls["symbol"] == symbol].assign(ts=lambda f: _utc(f["ts"])).sort_values("ts")
+    mine = mine[mine["ts"] >= pd.Timestamp(body["ts"][0])]
     return {
-        chart_file(symbol): json.dumps({"symbol": symbol, "interval": interval, "columns": columns, **body}).encode()
-        for symbol, body in _columnar(frame, columns, rows).items()
+        "ts": [t.isoformat() for t in mine["ts"]],
+        "prob_up": [None if pd.isna(v) else float(v) for v in mine["prob_up"]],
+        "signal": [str(v) for v in mine["signal"]],
+        "actual_up": [None if pd.isna(v) else int(v) for v in mine["actual_up"]],
     }
 
 

@@ -1,5 +1,6 @@
 """GET /chart/{symbol}: the bars the dashboard draws — the newest 250 of the served version, with the
-gold overlays (SMA 20/50, Bollinger 20/2) export published beside the models (chart/<symbol>.json)."""
+gold overlays (SMA 20/50, Bollinger 20/2) and the holdout calls beside what happened, as export
+published them beside the models (chart/<symbol>.json)."""
 
 from __future__ import annotations
 
@@ -34,5 +35,10 @@ async def chart(
     rows = zip(doc["ts"], doc["values"], strict=True)
     bars = [{"ts": ts, **dict(zip(columns, values, strict=True))} for ts, values in rows]
     return ChartResponse(
-        symbol=symbol, interval=bundle.interval, model_version=bundle.version, columns=columns, bars=bars
+        symbol=symbol,
+        interval=bundle.interval,
+        model_version=bundle.version,
+        columns=columns,
+        bars=bars,
+        calls=doc.get("calls", {}),
     )

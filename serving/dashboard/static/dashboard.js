@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
-const state = { symbol: params.get("symbol"), interval: params.get("interval"), version: null, chart: null };
+const state = { symbol: params.get("symbol"), interval: params.get("interval"), version: null, chart: null, markers: null };
 
 // --- the API -----------------------------------------------------------------------------------
 
@@ -89,12 +89,40 @@ async function drawChart(symbol) {
   for (const name of ["sma_20", "sma_50", "bb_upper_20", "bb_mid_20", "bb_lower_20"]) {
     series[name].setData(bars.filter((b) => b[name] !== null).map((b) => ({ time: seconds(b.ts), value: b[name] })));
   }
+  drawCalls(series.candles, data.calls || {});
   chart.timeScale().fitContent();
   const el = $("chart");
   el.dataset.symbol = symbol;
   el.dataset.candles = String(bars.length);
   el.setAttribute("aria-label", `${symbol}: ${bars.length} ${data.interval} candles with volume, SMA 20/50, Bollinger 20/2`);
   $("bars").textContent = `· ${bars.length} bars, ${data.interval}, last ${bars.length ? when(bars[bars.length - 1].ts) : "–"}`;
+}
+
+// The holdout calls on these bars: an arrow per call (up below the bar, down above), blue where the
+// next bar went that way, orange where it did not; and the count beside the always-up baseline's.
+function drawCalls(candles, calls) {
+  const known = (calls.ts || []).map((ts, i) => ({ ts, p: calls.prob_up[i], up: calls.actual_up[i] }))
+    .filter((c) => c.p !== null && c.up !== null);
+  const markers = known.map((c) => {
+    const saysUp = c.p >= 0.5;
+    return {
+      time: seconds(c.ts),
+      position: saysUp ? "belowBar" : "aboveBar",
+      shape: saysUp ? "arrowUp" : "arrowDown",
+      color: saysUp === (c.up === 1) ? "#0969da" : "#bc4c00",
+      size: 0.6,
+    };
+  });
+  if (state.markers) state.markers.setMarkers(markers);
+  else state.markers = window.LightweightCharts.createSeriesMarkers(candles, markers);
+  const right = known.filter((c) => (c.p >= 0.5) === (c.up === 1)).length;
+  const ups = known.filter((c) => c.up === 1).length;
+  $("hits").textContent = known.length
+    ? `Holdout calls on these bars: the direction model was right ${right} of ${known.length} times ` +
+      `(${pct(right / known.length, 0)}); always-up was right ${ups} (${pct(ups / known.length, 0)}). ` +
+      "Blue arrows: right; orange: wrong."
+    : "No holdout call falls on these bars.";
+  $("hits").dataset.calls = String(known.length);
 }
 
 // --- the latest call ---------------------------------------------------------------------------
