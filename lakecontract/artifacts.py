@@ -40,6 +40,12 @@ VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$"
 _VERSION_RE = re.compile(VERSION_PATTERN)
 
 
+# The data-quality report of the pipeline run that published a version (lakehouse/quality/report.py
+# writes it; export copies it into the version): GET /quality and /quality/report serve it.
+QUALITY_JSON = "quality/report.json"
+QUALITY_HTML = "quality/report.html"
+
+
 def chart_file(symbol: str) -> str:
     return f"{CHART_DIR}/{symbol}.json"
 

@@ -69,6 +69,11 @@ class NoChart(ArtifactError):
     code = "no_chart"
 
 
+class NoQualityReport(ArtifactError):
+    status = 404
+    code = "no_quality_report"
+
+
 class UnknownVersion(ArtifactError):
     status = 404
     code = "unknown_model_version"
@@ -103,6 +108,8 @@ class Bundle:
     """task → ONNX session of its promoted model (tasks that serve the baseline have none)."""
     charts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """symbol → its chart/<symbol>.json, read (and verified) on first request."""
+    extras: dict[str, bytes] = field(default_factory=dict)
+    """Other published files read on first request (the data-quality report), verified."""
 
     @property
     def interval(self) -> str:
@@ -428,17 +435,25 @@ class ModelCache:
                 self._others.popitem(last=False)
         return bundle
 
-    def chart(self, bundle: Bundle, symbol: str) -> dict[str, Any]:
-        """The symbol's chart bars of `bundle`'s version, verified against its manifest and kept with
-        the bundle (read on first use: a page view asks for one symbol, the init phase for none)."""
-        if symbol not in bundle.charts:
-            name = chart_file(symbol)
+    def published_file(self, bundle: Bundle, name: str) -> bytes | None:
+        """A file of `bundle`'s version the load did not read (a chart, the data-quality report),
+        verified against the manifest and kept with the bundle; None when the version has none."""
+        if name not in bundle.extras:
             if name not in bundle.manifest["files"]:
+                return None
+            bundle.extras[name] = _read_verified(self.store, f"{MODELS_DIR}/{bundle.version}", name, bundle.manifest)
+        return bundle.extras[name]
+
+    def chart(self, bundle: Bundle, symbol: str) -> dict[str, Any]:
+        """The symbol's chart bars of `bundle`'s version (read on first use: a page view asks for one
+        symbol, the init phase for none)."""
+        if symbol not in bundle.charts:
+            raw = self.published_file(bundle, chart_file(symbol))
+            if raw is None:
                 raise NoChart(
                     f"model version {bundle.version} has no chart for {symbol!r}: it was published before "
                     "export wrote chart bars (run the pipeline again to publish a version that has them)"
                 )
-            raw = _read_verified(self.store, f"{MODELS_DIR}/{bundle.version}", name, bundle.manifest)
             bundle.charts[symbol] = finite_or_none(json.loads(raw))
         return bundle.charts[symbol]
 

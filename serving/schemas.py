@@ -75,6 +75,22 @@ class ChartResponse(BaseModel):
     )
 
 
+class QualityLayer(BaseModel):
+    layer: str
+    table: str
+    suite: str
+    passed: dict[str, int] = Field(description="tier → expectations that passed")
+    failed: dict[str, int] = Field(description="tier → expectations that failed")
+
+
+class QualityResponse(BaseModel):
+    model_version: str
+    run_id: str = Field(description="the pipeline run that validated the data and published this version")
+    started_at: str | None
+    layers: list[QualityLayer]
+    report: str = Field(description="the path of the run's HTML report")
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

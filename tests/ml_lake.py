@@ -65,3 +65,19 @@ def build(spark, folder: Path) -> PublishedLake:
         delta_io.read(spark, GOLD_PREDICTIONS, cfg.resolved_root).where(F.col("model_version") == version).toPandas()
     )
     return PublishedLake(cfg, version, export, pristine, predictions)
+
+
+def unpublish(root: Path, prefix: str) -> None:
+    """Make the version `latest` names look published before its files under `prefix` existed (an
+    older export): drop them from its manifest and re-point `latest` at the rewritten manifest."""
+    import hashlib
+    import json
+
+    models = root / "gold" / "models"
+    pointer = json.loads((models / "latest").read_text())
+    path = models / pointer["version"] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith(prefix)}
+    path.write_bytes(json.dumps(manifest).encode())
+    pointer["manifest_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (models / "latest").write_text(json.dumps(pointer))

@@ -116,6 +116,13 @@ def test_the_page_draws_the_published_chart_and_call_from_this_origin_only(brows
     )
     _wait(browser, "document.getElementById('call').dataset.symbol", "the latest call")
     _wait(browser, "document.querySelectorAll('#board tbody tr').length", "the leaderboard")
+    tables = int(_wait(browser, "document.getElementById('quality').dataset.tables", "the data-quality panel"))
+    assert tables == len(json.loads(browser.execute_script("return fetch('/quality').then(r => r.text());"))["layers"])
+    link = browser.find_element("css selector", "#quality-meta a")
+    assert (
+        link.get_attribute("href") == f"{base_url}/quality/report"
+        and "halt-tier" in browser.find_element("id", "quality-meta").text
+    )
     assert browser.find_element("id", "error").get_attribute("hidden") is not None
     assert _console_errors(browser) == []
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")

@@ -79,8 +79,12 @@ class Probe:
         response = self.client.request(method, url, **kwargs)
         route = self.recorder.scope.get("route")
         assert route is not None and method in route.methods, f"{method} {url} reached no operation: {response.text}"
-        assert response.headers["content-type"] == "application/json", (method, url, response.text)
         operation = (method.lower(), route.path)
+        if operation == ("get", "/quality/report") and response.status_code == 200:  # the one HTML answer
+            assert response.headers["content-type"].startswith("text/html"), response.headers
+            self.observed[operation].append((200, response.text, f"{method} {url}"))
+            return 200
+        assert response.headers["content-type"] == "application/json", (method, url, response.text)
         self.observed[operation].append((response.status_code, response.json(), f"{method} {url}"))
         return response.status_code
 
@@ -110,6 +114,8 @@ def _drive_a_published_lake(probe: Probe, version: str) -> None:
         probe("GET", f"/models/{name}")
     for url in ("/chart/SYN0001", "/chart/NOPE", "/chart/SYN0001?interval=5m", "/chart/SYN0001?interval=1w"):
         probe("GET", url)
+    probe("GET", "/quality")
+    probe("GET", "/quality/report")
     # A run in progress (the stand-in waits), then everything else a client can send.
     assert probe("POST", "/pipeline/runs", json={"name": "contract-1"}) == 202
     probe("POST", "/pipeline/runs", json={"name": "contract-2"})
@@ -160,6 +166,8 @@ def _drive_an_empty_lake(probe: Probe) -> None:
     probe("POST", "/predict/candles", json={"symbol": "SYN0001", "candles": _walk(3)})
     probe("GET", "/predict/SYN0001")
     probe("GET", "/chart/SYN0001")
+    probe("GET", "/quality")
+    probe("GET", "/quality/report")
     probe("GET", "/models")
     for name in ("latest", "20990101T000000Z"):
         probe("GET", f"/models/{name}")
@@ -191,7 +199,8 @@ def _drive_a_broken_app(probe: Probe, version: str) -> None:
     probe("POST", "/predict/candles", json={"symbol": "SYN0001", "candles": _walk(3)})
     probe("POST", "/pipeline/runs", json={"name": "r9"})
     for url in (
-        *("/health", "/symbols", "/latest?symbol=SYN0001", "/predict/SYN0001", "/chart/SYN0001"),
+        *("/health", "/symbols", "/latest?symbol=SYN0001", "/predict/SYN0001", "/chart/SYN0001", "/quality"),
+        "/quality/report",
         *("/models", f"/models/{version}"),
     ):
         probe("GET", url)
@@ -218,6 +227,14 @@ def observed(published_lake, tmp_path_factory) -> dict[tuple[str, str], list[tup
             run.process.wait()
 
     _drive_an_empty_lake(Probe(create_app(Settings(lake_root=str(folder / "empty"))), seen))
+
+    from tests.ml_lake import unpublish
+
+    shutil.copytree(published_lake.pristine_models, folder / "older" / "gold" / "models")
+    unpublish(folder / "older", "quality/")  # a version exported before reports were published with it
+    older = Probe(create_app(Settings(lake_root=str(folder / "older"))), seen)
+    for url in ("/quality", "/quality/report"):
+        older(url=url, method="GET")
 
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
@@ -279,6 +296,10 @@ def test_every_body_validates_against_the_schema_documented_for_its_status(spec,
         for status, body, request in answers:
             if str(status) not in documented:
                 continue  # reported by the test above
+            if isinstance(body, str):  # HTML (the quality report): documented as such
+                assert "text/html" in documented[str(status)]["content"], (request, status)
+                assert body.lstrip().lower().startswith("<!doctype html"), request
+                continue
             schema = documented[str(status)]["content"]["application/json"]["schema"]
             validator = Draft202012Validator({**schema, "components": spec["components"]})
             errors = [e.message for e in validator.iter_errors(body)]

@@ -168,16 +168,42 @@ def test_chart_errors(client, fresh_lake):
     _assert_error(client.get("/chart/SYN0001", params={"interval": "5m"}), 404, "unknown_interval")
     _assert_error(client.get("/chart/SYN0001", params={"interval": "1w"}), 422, "invalid_request")
     # A version published before export wrote chart bars: a 404 that says so, not a 500.
-    models = fresh_lake / "gold" / "models"
-    pointer = json.loads((models / "latest").read_text())
-    manifest_path = models / pointer["version"] / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith("chart/")}
-    manifest_path.write_bytes(json.dumps(manifest).encode())
-    pointer["manifest_sha256"] = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
-    (models / "latest").write_text(json.dumps(pointer))
+    from tests.ml_lake import unpublish
+
+    unpublish(fresh_lake, "chart/")
     error = _assert_error(_client(fresh_lake).get("/chart/SYN0001"), 404, "no_chart")
     assert "published before export wrote chart bars" in error["message"]
+
+
+def test_quality_counts_the_published_run_s_expectations_by_layer_and_tier(client, published, published_lake, spark):
+    """The oracle: gold/dq_results of the run that published the version (r1 in the test lake)."""
+    from lakehouse import delta_io
+    from lakehouse.tables import GOLD_DQ_RESULTS
+
+    version, manifest, _ = published
+    body = client.get("/quality").json()
+    assert body["model_version"] == version and body["run_id"] == "r1" and body["report"] == "/quality/report"
+    results = delta_io.read(spark, GOLD_DQ_RESULTS, published_lake.cfg.resolved_root).where("run_id = 'r1'").toPandas()
+    expected = {}
+    for (table, tier, success), n in results.groupby(["table_name", "tier", "success"]).size().items():
+        expected.setdefault(table, ({}, {}))[0 if success else 1][tier] = int(n)
+    assert {layer["table"]: (layer["passed"], layer["failed"]) for layer in body["layers"]} == expected
+    assert {layer["layer"] for layer in body["layers"]} == {"silver", "gold"}
+    report = client.get("/quality/report")
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "script-src" not in report.headers["content-security-policy"]  # default-src 'none': no script at all
+    published_html = Path(published_lake.cfg.resolved_root, "reports", "dq", "r1.html").read_bytes()
+    assert report.content == published_html and "quality/report.html" in manifest["files"]
+
+
+def test_quality_of_a_version_published_without_a_report_is_a_404(fresh_lake):
+    from tests.ml_lake import unpublish
+
+    unpublish(fresh_lake, "quality/")
+    fresh = _client(fresh_lake)
+    for path in ("/quality", "/quality/report"):
+        error = _assert_error(fresh.get(path), 404, "no_quality_report")
+        assert "published without a data-quality report" in error["message"]
 
 
 def _newest_scores(published_lake) -> dict[str, dict]:

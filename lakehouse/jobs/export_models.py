@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lakecontract.artifacts import CHART_COLUMNS, CHART_ROWS, FEATURES, LATEST, MANIFEST, MODELS_DIR, REGISTRY, sha256
+from lakecontract.artifacts import (
+    CHART_COLUMNS,
+    CHART_ROWS,
+    FEATURES,
+    LATEST,
+    MANIFEST,
+    MODELS_DIR,
+    QUALITY_HTML,
+    QUALITY_JSON,
+    REGISTRY,
+    sha256,
+)
 from lakecontract.constants import TASKS
 from lakecontract.objectstore import ObjectStore
 from lakehouse.config import LakeConfig
@@ -77,6 +88,7 @@ def run(
     records, columns = _prediction_records(data.frame, manifest, loaded, now)
     calls = pd.DataFrame.from_records(records, columns=columns)
     files.update(chart_files(_chart_frame(spark, cfg, snap["interval"]), snap["interval"], calls))
+    files.update(_quality_files(cfg, run_id, log))
     manifest = manifest_of(model_version, docs, chosen, files, snap, run_id, now)  # the charts listed too
     store = ObjectStore(root, f"{MODELS_DIR}/{model_version}", endpoint=endpoint)
     manifest_bytes = _write_verified(store, files, manifest)
@@ -221,6 +233,17 @@ def _mark_promoted(spark: SparkSession, root: str, model_version: str, promoted_
         F.col("model_version") == model_version,
         {"promoted": F.col("model_id").isin(*promoted_ids) if promoted_ids else F.lit(False)},
     )
+
+
+def _quality_files(cfg: LakeConfig, run_id: str | None, log: Log) -> dict[str, bytes]:
+    """This run's data-quality report (silver's and gold's validations), published with the version."""
+    from lakehouse.quality.report import run_report
+
+    report = run_report(cfg.resolved_root, run_id, s3_endpoint=cfg.s3_endpoint) if run_id else None
+    if report is None:
+        log(f"[export] no data-quality report for run {run_id!r}: the version is published without one")
+        return {}
+    return {QUALITY_JSON: report[0], QUALITY_HTML: report[1]}
 
 
 def _prediction_records(

@@ -229,6 +229,16 @@ def write_report(runs: Sequence[ValidationRun], root: str, *, s3_endpoint: str |
     return path
 
 
+def run_report(root: str, run_id: str, *, s3_endpoint: str | None = None) -> tuple[bytes, bytes] | None:
+    """(the JSON, the HTML) of one pipeline run's report, or None when that run validated nothing.
+    Export publishes them beside the model version the run built (the API reads gold/models/ only)."""
+    store = _store(root, s3_endpoint)
+    stem = _file_stem(run_id)
+    if f"{stem}.json" not in store.names(".json"):
+        return None
+    return store.read(f"{stem}.json").encode(), store.read(f"{stem}.html").encode()
+
+
 def latest_report(root: str, *, s3_endpoint: str | None = None) -> str | None:
     """The path or URI of the newest report under `root` (by pipeline run start), or None."""
     store = _store(root, s3_endpoint)

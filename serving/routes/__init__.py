@@ -5,6 +5,7 @@
 | `health.py` | `GET /health` |
 | `symbols.py` | `GET /symbols`, `GET /latest` (the serving snapshot: symbols and their newest candles) |
 | `chart.py` | `GET /chart/{symbol}` (250 bars with overlays, for the dashboard) |
+| `quality.py` | `GET /quality`, `GET /quality/report` (the data-quality report published with the version) |
 | `dashboard.py` | `GET /` → `/dashboard/`: the page and its static files (serving/dashboard/static/) |
 | `predictions.py` | `POST /predict`, `GET /predict/{symbol}` |
 | `candles.py` | `POST /predict/candles` (bars the caller sends; serving/candles.py) |
@@ -17,7 +18,7 @@ A route states the errors it can answer with `responses=documented(...)` (servin
 
 from __future__ import annotations
 
-from serving.routes import candles, chart, health, models, pipeline_runs, predictions, symbols
+from serving.routes import candles, chart, health, models, pipeline_runs, predictions, quality, symbols
 
 # The order of the OpenAPI document's paths (and of /docs), and the order requests are matched in:
 # FastAPI 0.165 tries each included router in turn, so the hot path (/predict) comes first — with it
@@ -28,6 +29,7 @@ ROUTERS = (
     health.router,
     symbols.router,
     chart.router,
+    quality.router,
     models.router,
     pipeline_runs.router,
 )

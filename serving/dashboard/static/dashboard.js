@@ -189,6 +189,41 @@ async function drawBoard(version) {
     .join(". ");
 }
 
+// --- data quality ------------------------------------------------------------------------------
+
+async function drawQuality() {
+  const meta = $("quality-meta");
+  let q;
+  try {
+    q = await api("/quality");
+  } catch (exc) {
+    meta.textContent = exc.message; // a version without a report: said here, the rest of the page stands
+    return;
+  }
+  const body = $("quality").querySelector("tbody");
+  body.replaceChildren();
+  const counts = (byTier) =>
+    Object.entries(byTier).map(([tier, n]) => `${n} ${tier}`).join(", ") || "0";
+  let failedHalt = 0;
+  for (const layer of q.layers) {
+    const tr = document.createElement("tr");
+    cell(tr, layer.layer);
+    cell(tr, layer.table, "th").scope = "row";
+    cell(tr, counts(layer.passed));
+    cell(tr, counts(layer.failed)).className = Object.keys(layer.failed).length ? "failed" : "";
+    failedHalt += layer.failed.halt || 0;
+    body.appendChild(tr);
+  }
+  meta.replaceChildren();
+  meta.append(`run ${q.run_id}${q.started_at ? `, started ${when(q.started_at)}` : ""}: `);
+  meta.append(failedHalt ? `${failedHalt} halt-tier expectation(s) failed. ` : "every halt-tier expectation passed. ");
+  const link = document.createElement("a");
+  link.href = q.report;
+  link.textContent = "the full report";
+  meta.append(link);
+  $("quality").dataset.tables = String(q.layers.length);
+}
+
 // --- wiring ------------------------------------------------------------------------------------
 
 async function show(symbol) {
@@ -221,6 +256,7 @@ async function main() {
   intervals.disabled = true; // a published version serves one interval
   picker.addEventListener("change", () => show(picker.value));
   drawBoard(listing.model_version).catch((exc) => showError(exc.message));
+  drawQuality().catch((exc) => showError(exc.message));
   if (state.interval && state.interval !== interval) {
     showError(`interval ${state.interval} is not served: model version ${listing.model_version} serves ${interval}`);
     return;
