@@ -60,7 +60,9 @@ async def quality(cache: Cache) -> QualityResponse:
 
 
 # Response, not HTMLResponse, as the route's class: with HTMLResponse FastAPI documents the JSON errors as HTML.
-HTML_REPORT = {200: {"description": "the run's HTML report", "content": {"text/html": {"schema": {"type": "string"}}}}}
+HTML_REPORT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the run's HTML report", "content": {"text/html": {"schema": {"type": "string"}}}}
+}
 
 
 @router.get("/quality/report", response_class=Response, responses={**HTML_REPORT, **documented(404, 503)})
