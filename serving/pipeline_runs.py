@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lakecontract.constants import RUNS_DIR
 from serving.api_error import ApiError
@@ -44,7 +44,7 @@ def _iso(value: Any) -> str | None:
 
 
 class AwsRuns:
-    mode = "aws"
+    mode: Literal["aws"] = "aws"
 
     def __init__(self, state_machine_arn: str) -> None:
         import boto3
@@ -80,6 +80,21 @@ class AwsRuns:
             "input": execution_input,
         }
 
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest executions of the pipeline machine (ListExecutions: newest first)."""
+        listed = self.client.list_executions(stateMachineArn=self.arn, maxResults=min(limit, RECENT_MAX))
+        return [
+            _summary(
+                e["name"],
+                e["status"],
+                self.mode,
+                started_at=_iso(e.get("startDate")),
+                stopped_at=_iso(e.get("stopDate")),
+                execution_arn=e["executionArn"],
+            )
+            for e in listed["executions"]
+        ]
+
     def get(self, run_id: str) -> dict[str, Any]:
         try:
             d = self.client.describe_execution(executionArn=self._execution_arn(run_id))
@@ -96,6 +111,13 @@ class AwsRuns:
             "cause": d.get("cause"),
             "input": json.loads(d["input"]) if d.get("input") else None,
         }
+
+
+RECENT_MAX = 50
+
+
+def _summary(run_id: str, status: str, mode: str, **fields: Any) -> dict[str, Any]:
+    return {"id": run_id, "status": status, "mode": mode, **{k: v for k, v in fields.items() if v is not None}}
 
 
 def _read_history(path: Path) -> dict[str, Any]:
@@ -122,7 +144,7 @@ class _LocalRun:
 class LocalRuns:
     """Development only: needs a local lake folder and the full pipeline environment."""
 
-    mode = "local"
+    mode: Literal["local"] = "local"
 
     def __init__(self, lake_root: str) -> None:
         self.root = Path(lake_root)
@@ -176,6 +198,26 @@ class LocalRuns:
             "input": execution_input,
             "log": str(log),
         }
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The runs this process started and every history the runner saved under <lake>/runs/,
+        newest first (by start time, else by when the history was written)."""
+        self._check_local()
+        found: dict[str, dict[str, Any]] = {}
+        folder = self.root / RUNS_DIR
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            doc = _read_history(path)
+            states = doc.get("states") or [{}]
+            started = states[0].get("started") if isinstance(states[0], dict) else None
+            when = started or datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
+            found[path.stem] = _summary(path.stem, doc["status"], self.mode, started_at=when, error=doc.get("error"))
+        with self._lock:
+            mine = list(self.runs.items())
+        for run_id, run in mine:
+            if run.process.poll() is None or run_id not in found:
+                found[run_id] = _summary(run_id, self.get(run_id)["status"], self.mode, started_at=run.started_at)
+        newest = sorted(found.values(), key=lambda r: r.get("started_at") or "", reverse=True)
+        return newest[: min(limit, RECENT_MAX)]
 
     def get(self, run_id: str) -> dict[str, Any]:
         self._check_local()

@@ -225,6 +225,14 @@ class PipelineRunRequest(BaseModel):
         return {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in fields.items()}
 
 
+class PipelineRuns(BaseModel):
+    mode: Literal["aws", "local"]
+    starts: Literal["anyone", "operators", "nobody"] = Field(
+        description="who may start a run here: anyone (local), the configured operators (AWS), nobody (AWS, none)"
+    )
+    runs: list[PipelineRun] = Field(description="newest first")
+
+
 class PipelineRun(BaseModel):
     id: str
     status: str = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")

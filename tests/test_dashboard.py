@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ import pytest
 import uvicorn
 
 from lakecontract.artifacts import CHART_ROWS, chart_file
+from lakecontract.constants import RUNS_DIR
 from serving.app import create_app
+from serving.pipeline_runs import LocalRuns
 from serving.routes.dashboard import CHART_LIBRARY, VENDOR
 from serving.settings import Settings
 
@@ -41,13 +44,37 @@ def lake(published_lake, tmp_path_factory) -> Path:
     return root
 
 
+class StandInRuns(LocalRuns):
+    """The local launcher with a stand-in runner: it waits a moment, then saves a history with the
+    runner's shape (what `step_functions.run_local` writes), so the page's run button is exercised
+    end to end through a real process without running the pipeline."""
+
+    def _command(self, run_id: str, fields: dict[str, str]) -> list[str]:
+        history = {
+            "execution": run_id,
+            "status": "SUCCEEDED",
+            "states": [
+                {"state": "Ingest", "kind": "Task", "status": "SUCCEEDED", "seconds": 1.2, "attempts": 1, "errors": []},
+                {"state": "Export", "kind": "Task", "status": "SUCCEEDED", "seconds": 0.4, "attempts": 1, "errors": []},
+            ],
+        }
+        path = self.root / RUNS_DIR / f"{run_id}.json"
+        script = f"import pathlib, time; time.sleep(2); pathlib.Path({str(path)!r}).write_text({json.dumps(history)!r})"
+        return [sys.executable, "-c", script]
+
+
 @pytest.fixture(scope="module")
-def base_url(lake) -> Iterator[str]:
+def app(lake) -> Any:
+    app = create_app(Settings(lake_root=str(lake)))
+    app.state.runs = StandInRuns(str(lake))
+    return app
+
+
+@pytest.fixture(scope="module")
+def base_url(app) -> Iterator[str]:
     assert (VENDOR / CHART_LIBRARY).is_file(), "the chart library is missing: run `make dashboard` (make test does)"
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Settings(lake_root=str(lake))), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + WAIT_S
@@ -159,6 +186,8 @@ def test_an_unknown_symbol_in_the_url_shows_the_apis_message(browser, base_url):
     message = _wait(browser, shown, "the error")
     assert "unknown symbol 'NOPE'" in message and "serves" in message
     assert browser.execute_script("return document.getElementById('chart').dataset.candles;") is None
+    # the browser logs each 404 it was answered; nothing else may be there
+    assert all("/NOPE - Failed to load resource" in e and "404" in e for e in _console_errors(browser))
 
 
 def test_the_page_fits_a_phone_width_without_sideways_scrolling(browser, base_url):
@@ -184,3 +213,30 @@ def test_static_files_carry_cache_and_security_headers(base_url):
     url = f"{base_url}/dashboard/vendor/{CHART_LIBRARY}"
     again = httpx.get(url, headers={"if-none-match": library.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_the_run_button_starts_a_run_shows_its_progress_and_then_its_states(browser, base_url, lake):
+    browser.get(f"{base_url}/dashboard/")
+    _wait(browser, "document.getElementById('runs').dataset.runs !== undefined", "the runs panel")
+    before = int(browser.execute_script("return document.getElementById('runs').dataset.runs;"))
+    browser.find_element("id", "run").click()
+    status = _wait(
+        browser,
+        "document.getElementById('run-status').textContent.includes('RUNNING') && "
+        "document.getElementById('run-status').textContent",
+        "the progress",
+    )
+    run_id = status.split()[1].rstrip(":")
+    ended = _wait(
+        browser,
+        "document.getElementById('run-status').textContent.includes('ended') && "
+        "document.getElementById('run-status').textContent",
+        "the end of the run",
+    )
+    assert f"run {run_id} ended SUCCEEDED" in ended
+    assert (lake / RUNS_DIR / f"{run_id}.json").is_file()
+    _wait(browser, f"document.getElementById('run-detail').dataset.run === {json.dumps(run_id)}", "the run's states")
+    states = browser.find_elements("css selector", "#run-detail tbody th")
+    assert [s.text for s in states] == ["Ingest", "Export"]
+    assert int(browser.execute_script("return document.getElementById('runs').dataset.runs;")) == before + 1
+    assert browser.find_element("id", "run").is_enabled() and _console_errors(browser) == []

@@ -122,6 +122,8 @@ def _drive_a_published_lake(probe: Probe, version: str) -> None:
     probe("POST", "/pipeline/runs", json={"source": "ftp"})
     for run_id in ("contract-1", "nope", "-bad"):
         probe("GET", f"/pipeline/runs/{run_id}")
+    for url in ("/pipeline/runs", "/pipeline/runs?limit=0"):
+        probe("GET", url)
     _drive_candles(probe)
     for path in ("/predict", "/pipeline/runs", "/predict/candles"):
         for body, headers in BAD_BODIES.values():
@@ -178,6 +180,7 @@ def _drive_an_unreadable_store(probe: Probe) -> None:
     _drive_an_empty_lake(probe)
     probe("POST", "/pipeline/runs", json={"name": "r1"})
     probe("GET", "/pipeline/runs/r1")
+    probe("GET", "/pipeline/runs")
 
 
 def _aws_runs_app(lake_root: str) -> Any:
@@ -205,6 +208,7 @@ def _drive_a_broken_app(probe: Probe, version: str) -> None:
     ):
         probe("GET", url)
     probe("GET", "/pipeline/runs/r9")
+    probe("GET", "/pipeline/runs")
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +256,7 @@ def observed(published_lake, tmp_path_factory) -> dict[tuple[str, str], list[tup
 
         for name in ("current", "version", "status", "published_versions", "manifest"):
             patch.setattr(ModelCache, name, unexpected)
-        for name in ("start", "get"):
+        for name in ("start", "get", "recent"):
             patch.setattr(LocalRuns, name, unexpected)
         _drive_a_broken_app(Probe(broken, seen), version)
     return dict(seen)

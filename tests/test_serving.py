@@ -751,6 +751,15 @@ def test_pipeline_runs_start_executions_on_step_functions_for_operators_one_at_a
         assert call(READER, "GET", "/pipeline/runs/nope")[1]["error"]["code"] == "unknown_run"
         assert call(OPERATOR, "POST", "/pipeline/runs", {"source": "ftp"})[0] == 422
         assert call(OPERATOR, "POST", "/pipeline/runs", {"symbols": "A;rm -rf"})[0] == 422
+        # The newest executions, for anyone who may read the API (the dashboard's runs panel).
+        status, listing = call(READER, "GET", "/pipeline/runs")
+        assert status == 200 and listing["mode"] == "aws" and listing["starts"] == "operators"
+        assert {r["id"] for r in listing["runs"]} == {run["id"], "nightly-1"}
+        statuses = {r["id"]: r["status"] for r in listing["runs"]}
+        assert statuses[run["id"]] == "ABORTED" and statuses["nightly-1"] == "RUNNING"
+        assert len(app.state.runs.recent(1)) == 1  # ?limit= (a query string: the contract test drives it)
+        nobody_lists = response_json(nobody(_as(READER, "GET", "/pipeline/runs"), context))
+        assert nobody_lists["starts"] == "nobody"
 
 
 def test_a_local_pipeline_run_executes_the_state_machine_in_the_background(tmp_path, monkeypatch):
@@ -827,6 +836,11 @@ def test_a_runner_that_exits_without_a_usable_history_reports_failed_not_500(tmp
         status = _wait_for_exit(client, run_id)
         assert status["status"] == "FAILED" and status["error"] == "HistoryUnreadable", status
         assert str(lake / "runs" / f"{run_id}.json") in status["cause"]
+    listing = client.get("/pipeline/runs").json()  # this process's runs and the saved histories, newest first
+    assert listing["mode"] == "local" and listing["starts"] == "anyone"
+    assert [r["id"] for r in listing["runs"]] == ["odd", "cut", "dies"]
+    assert [r["status"] for r in listing["runs"]] == ["FAILED"] * 3
+    assert [r["id"] for r in _client(lake).get("/pipeline/runs").json()["runs"]] == ["odd", "cut"]  # histories only
     restarted = _client(lake)  # the history is all a restarted API knows
     assert restarted.get("/pipeline/runs/cut").json()["error"] == "HistoryUnreadable"
     _assert_error(restarted.get("/pipeline/runs/dies"), 404, "unknown_run")  # no history, no process

@@ -1,4 +1,5 @@
-"""POST /pipeline/runs and GET /pipeline/runs/{run_id}: start the pipeline and follow a run.
+"""POST /pipeline/runs, GET /pipeline/runs and GET /pipeline/runs/{run_id}: start the pipeline, list the
+newest runs, follow one.
 
 The launcher (StartExecution on AWS, the local runner elsewhere) is serving/pipeline_runs.py.
 """
@@ -6,14 +7,14 @@ The launcher (StartExecution on AWS, the local runner elsewhere) is serving/pipe
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from serving.dependencies import AppSettings, Runs
 from serving.errors import documented
-from serving.pipeline_runs import new_run_id, require_operator
-from serving.schemas import PipelineRun, PipelineRunRequest
+from serving.pipeline_runs import RECENT_MAX, new_run_id, require_operator
+from serving.schemas import PipelineRun, PipelineRunRequest, PipelineRuns
 
 log = logging.getLogger("candlelake.serving")
 router = APIRouter()
@@ -34,6 +35,17 @@ async def start_run(
     run = runs.start(body.name or new_run_id(), body.execution_input())
     log.info("pipeline run started", extra={"event": "run_started", "run_id": run["id"], "mode": runs.mode})
     return PipelineRun(**run)
+
+
+@router.get("/pipeline/runs", response_model=PipelineRuns, responses=documented(422, 503))
+async def recent_runs(
+    runs: Runs, settings: AppSettings, limit: Annotated[int, Query(ge=1, le=RECENT_MAX)] = 10
+) -> PipelineRuns:
+    """The newest runs (Step Functions executions on AWS; the runner's histories locally)."""
+    starts: Literal["anyone", "operators", "nobody"] = "anyone"
+    if runs.mode == "aws":
+        starts = "operators" if settings.operator_arns else "nobody"
+    return PipelineRuns(mode=runs.mode, starts=starts, runs=[PipelineRun(**r) for r in runs.recent(limit)])
 
 
 @router.get("/pipeline/runs/{run_id}", response_model=PipelineRun, responses=documented(404, 422, 503))

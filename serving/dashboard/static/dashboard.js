@@ -224,6 +224,115 @@ async function drawQuality() {
   $("quality").dataset.tables = String(q.layers.length);
 }
 
+// --- pipeline runs -----------------------------------------------------------------------------
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify(body),
+  }).catch((exc) => {
+    throw new ApiFailure(`the API cannot be reached (${exc.message})`);
+  });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiFailure(answer && answer.error ? answer.error.message : `${response.status}`);
+  return answer;
+}
+
+async function drawRuns() {
+  const listing = await api("/pipeline/runs?limit=10");
+  const button = $("run");
+  if (listing.starts === "nobody") {
+    button.disabled = true;
+    $("run-status").textContent = "runs start from the Step Functions console or the schedules here (no operator is configured)";
+  } else if (listing.starts === "operators") {
+    $("run-status").textContent = "only operators may start a run here (a signed request from an operator role)";
+  }
+  const body = $("runs").querySelector("tbody");
+  body.replaceChildren();
+  for (const run of listing.runs) {
+    const tr = document.createElement("tr");
+    const th = cell(tr, "", "th");
+    th.scope = "row";
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "link";
+    open.textContent = run.id;
+    open.addEventListener("click", () => drawRun(run.id).catch((exc) => showError(exc.message)));
+    th.appendChild(open);
+    cell(tr, run.status).className = `status ${run.status}`;
+    cell(tr, run.started_at ? when(run.started_at) : "–");
+    cell(tr, run.error || "");
+    body.appendChild(tr);
+  }
+  $("runs").dataset.runs = String(listing.runs.length);
+}
+
+async function drawRun(id) {
+  const run = await api(`/pipeline/runs/${encodeURIComponent(id)}`);
+  const box = $("run-detail");
+  box.replaceChildren();
+  const title = document.createElement("h3");
+  title.textContent = `${run.id}: ${run.status}`;
+  box.appendChild(title);
+  if (run.error) {
+    const p = document.createElement("p");
+    p.className = "failed";
+    p.textContent = `${run.error}${run.cause ? ` — ${run.cause.slice(0, 400)}` : ""}`;
+    box.appendChild(p);
+  }
+  if (run.states && run.states.length) {
+    const table = document.createElement("table");
+    const head = document.createElement("tr");
+    for (const h of ["state", "type", "status", "seconds", "attempts", "errors"]) cell(head, h, "th").scope = "col";
+    table.createTHead().appendChild(head);
+    const rows = table.createTBody();
+    for (const s of run.states) {
+      const tr = document.createElement("tr");
+      cell(tr, s.state, "th").scope = "row";
+      cell(tr, s.kind || "");
+      cell(tr, s.status || "").className = `status ${s.status}`;
+      cell(tr, s.seconds === null || s.seconds === undefined ? "" : Number(s.seconds).toFixed(1));
+      cell(tr, s.attempts ? String(s.attempts) : "");
+      cell(tr, (s.errors || []).join(", "));
+      rows.appendChild(tr);
+    }
+    box.appendChild(table);
+  } else if (run.mode === "aws") {
+    const p = document.createElement("p");
+    p.textContent = "the state-by-state history of an AWS run is in the Step Functions console";
+    box.appendChild(p);
+  }
+  box.dataset.run = run.id;
+  box.dataset.status = run.status;
+  return run;
+}
+
+async function startRun() {
+  const button = $("run");
+  const status = $("run-status");
+  button.disabled = true;
+  try {
+    const run = await post("/pipeline/runs", {});
+    const started = Date.now();
+    status.textContent = `run ${run.id} started`;
+    let current = run;
+    while (current.status === "RUNNING") {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      current = await api(`/pipeline/runs/${encodeURIComponent(run.id)}`);
+      status.textContent = `run ${run.id}: ${current.status}, ${Math.round((Date.now() - started) / 1000)} s`;
+    }
+    status.textContent = `run ${run.id} ended ${current.status}` +
+      (current.status === "SUCCEEDED" ? ": reload the page to see what it published" : "");
+    await drawRuns();
+    await drawRun(run.id);
+  } catch (exc) {
+    status.textContent = exc.message; // 403 for a non-operator, 409 while another run is running
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // --- wiring ------------------------------------------------------------------------------------
 
 async function show(symbol) {
@@ -257,6 +366,10 @@ async function main() {
   picker.addEventListener("change", () => show(picker.value));
   drawBoard(listing.model_version).catch((exc) => showError(exc.message));
   drawQuality().catch((exc) => showError(exc.message));
+  $("run").addEventListener("click", () => startRun());
+  drawRuns().catch((exc) => {
+    $("run-status").textContent = exc.message;
+  });
   if (state.interval && state.interval !== interval) {
     showError(`interval ${state.interval} is not served: model version ${listing.model_version} serves ${interval}`);
     return;
