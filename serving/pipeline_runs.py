@@ -116,6 +116,15 @@ class AwsRuns:
 RECENT_MAX = 50
 
 
+def _isoformat(text: str) -> str:
+    """One spelling of a time (the runner's history writes `2026-12-01 10:40:43+00:00`), so that runs
+    sort by it as text."""
+    try:
+        return datetime.fromisoformat(str(text)).isoformat()
+    except ValueError:
+        return str(text)
+
+
 def _summary(run_id: str, status: str, mode: str, **fields: Any) -> dict[str, Any]:
     return {"id": run_id, "status": status, "mode": mode, **{k: v for k, v in fields.items() if v is not None}}
 
@@ -209,7 +218,7 @@ class LocalRuns:
             doc = _read_history(path)
             states = doc.get("states") or [{}]
             started = states[0].get("started") if isinstance(states[0], dict) else None
-            when = started or datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
+            when = _isoformat(started) if started else datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
             found[path.stem] = _summary(path.stem, doc["status"], self.mode, started_at=when, error=doc.get("error"))
         with self._lock:
             mine = list(self.runs.items())

@@ -85,7 +85,10 @@ class QualityLayer(BaseModel):
 
 class QualityResponse(BaseModel):
     model_version: str
-    run_id: str = Field(description="the pipeline run that validated the data and published this version")
+    run_id: str = Field(
+        description="the run whose validations these are: the one that published the version, or the newest "
+        "that validated new rows before it"
+    )
     started_at: str | None
     layers: list[QualityLayer]
     report: str = Field(description="the path of the run's HTML report")

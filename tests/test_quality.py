@@ -6,6 +6,7 @@ validation on 2 cores) and the tests read those runs.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from lakehouse.quality import (
     write_report,
 )
 from lakehouse.quality import report as report_module
+from lakehouse.quality.report import run_report
 from lakehouse.tables import GOLD_DQ_RESULTS
 
 pytestmark = pytest.mark.spark
@@ -267,6 +269,19 @@ def test_latest_report_is_the_newest_run_and_the_index_lists_newest_first(lake, 
 
     assert report_module.main(["--lake-root", lake]) == 0
     assert capsys.readouterr().out.strip() == newer
+
+
+def test_run_report_is_the_run_s_own_or_else_the_newest_that_validated(lake):
+    """What export publishes with a version: its run's report; for a run that found no new rows (and
+    so validated nothing), the newest report there is, naming its own run."""
+    assert run_report(lake, "run-a") is None  # nothing validated yet
+    write_report([hand_run("run-a", DAY0)], lake)
+    write_report([hand_run("run-b", DAY0 + timedelta(days=1))], lake)
+    own, document, page = run_report(lake, "run-a")
+    assert own == "run-a" and json.loads(document)["run_id"] == "run-a"
+    assert page == Path(lake, "reports/dq/run-a.html").read_bytes()
+    newest, document, _ = run_report(lake, "run-c")  # validated nothing
+    assert newest == "run-b" and json.loads(document)["run_id"] == "run-b"
 
 
 def test_the_report_goes_to_s3_with_boto3(monkeypatch):

@@ -881,3 +881,19 @@ def test_serving_requirements_match_the_pyproject_extra():
     pinned = (root / "serving" / "requirements.txt").read_text()
     for heavy in ("pyspark", "torch", "scikit-learn", "pandas"):
         assert f"\n{heavy}==" not in pinned
+
+
+def test_recent_local_runs_sort_newest_first_whatever_the_spelling_of_their_start(tmp_path):
+    """The runner's histories spell a state's start with a space (str(datetime)); ISO elsewhere."""
+    from serving.pipeline_runs import LocalRuns
+
+    runs = tmp_path / "lake" / "runs"
+    runs.mkdir(parents=True)
+    for run_id, started in (("late", "2026-12-01 10:40:43+00:00"), ("early", "2026-12-01T09:00:00+00:00")):
+        history = {"status": "SUCCEEDED", "states": [{"state": "Defaults", "started": started}]}
+        (runs / f"{run_id}.json").write_text(json.dumps(history))
+    recent = LocalRuns(str(tmp_path / "lake")).recent(10)
+    assert [(r["id"], r["started_at"]) for r in recent] == [
+        ("late", "2026-12-01T10:40:43+00:00"),
+        ("early", "2026-12-01T09:00:00+00:00"),
+    ]

@@ -236,14 +236,18 @@ def _mark_promoted(spark: SparkSession, root: str, model_version: str, promoted_
 
 
 def _quality_files(cfg: LakeConfig, run_id: str | None, log: Log) -> dict[str, bytes]:
-    """This run's data-quality report (silver's and gold's validations), published with the version."""
+    """The data-quality report of this run (silver's and gold's validations), or of the newest run that
+    validated anything, published with the version; the report names its run."""
     from lakehouse.quality.report import run_report
 
-    report = run_report(cfg.resolved_root, run_id, s3_endpoint=cfg.s3_endpoint) if run_id else None
+    report = run_report(cfg.resolved_root, run_id or "", s3_endpoint=cfg.s3_endpoint)
     if report is None:
-        log(f"[export] no data-quality report for run {run_id!r}: the version is published without one")
+        log("[export] no run has validated this lake yet: the version is published without a data-quality report")
         return {}
-    return {QUALITY_JSON: report[0], QUALITY_HTML: report[1]}
+    validated_by, document, page = report
+    if validated_by != run_id:
+        log(f"[export] run {run_id!r} validated no new rows: publishing the newest report, run {validated_by!r}")
+    return {QUALITY_JSON: document, QUALITY_HTML: page}
 
 
 def _prediction_records(

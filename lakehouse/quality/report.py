@@ -229,14 +229,20 @@ def write_report(runs: Sequence[ValidationRun], root: str, *, s3_endpoint: str |
     return path
 
 
-def run_report(root: str, run_id: str, *, s3_endpoint: str | None = None) -> tuple[bytes, bytes] | None:
-    """(the JSON, the HTML) of one pipeline run's report, or None when that run validated nothing.
-    Export publishes them beside the model version the run built (the API reads gold/models/ only)."""
+def run_report(root: str, run_id: str, *, s3_endpoint: str | None = None) -> tuple[str, bytes, bytes] | None:
+    """(its run id, the JSON, the HTML) of the report of `run_id`, or — when that run validated nothing
+    (a run that found no new bars) — of the newest run that did; None when no run ever validated.
+    Export publishes it beside the model version (the API reads gold/models/ only)."""
     store = _store(root, s3_endpoint)
+    names = store.names(".json")
     stem = _file_stem(run_id)
-    if f"{stem}.json" not in store.names(".json"):
-        return None
-    return store.read(f"{stem}.json").encode(), store.read(f"{stem}.html").encode()
+    if f"{stem}.json" not in names:
+        documents = _documents(store)
+        if not documents:
+            return None
+        stem = _file_stem(documents[0]["run_id"])
+    document = store.read(f"{stem}.json")
+    return json.loads(document)["run_id"], document.encode(), store.read(f"{stem}.html").encode()
 
 
 def latest_report(root: str, *, s3_endpoint: str | None = None) -> str | None:

@@ -1,5 +1,6 @@
-"""GET /quality and GET /quality/report: the data-quality report of the pipeline run that published the
-served version (export copies it into the version: quality/report.json and .html), as counts per
+"""GET /quality and GET /quality/report: the data-quality report published with the served version —
+that of the pipeline run that published it, or, when that run validated no new rows, of the newest
+run that did (export copies it into the version: quality/report.json and .html) — as counts per
 layer and tier, and as the self-contained HTML page the run wrote."""
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def _report(cache: Any, bundle: Bundle, name: str) -> bytes:
     raw = cache.published_file(bundle, name)
     if raw is None:
         raise NoQualityReport(
-            f"model version {bundle.version} was published without a data-quality report (its run validated "
-            "nothing, or export predates publishing reports)"
+            f"model version {bundle.version} was published without a data-quality report (no run had validated "
+            "the lake, or export predates publishing reports)"
         )
     return bytes(raw)
 
