@@ -44,6 +44,10 @@ class InfraSettings:
     # Who may start pipeline runs through the API (comma-separated IAM ARN patterns, fnmatch `*`): the
     # API's other callers only read. Empty: nobody (runs start from the console or the schedules).
     operator_arns: str = ""
+    # The dashboard through CloudFront (no request signing in a browser): comma-separated IPv4 networks
+    # allowed to read the API and its page there (a CloudFront Function answers everyone else 403).
+    # Empty: no distribution; the API stays behind the Function URL's IAM auth alone.
+    dashboard_cidrs: str = ""
 
     @classmethod
     def from_context(cls, context: dict[str, Any] | None = None) -> InfraSettings:

@@ -89,6 +89,8 @@ def test_cdk_json_app_run_from_infra_synthesizes_every_stack_where_the_cli_reads
         jobs = json.loads((outdir / "candlelake-pipeline.template.json").read_text())["Resources"]
         workers = {r["Properties"]["NumberOfWorkers"] for r in jobs.values() if r["Type"] == "AWS::Glue::Job"}
         assert workers == {3, 2}  # 3 for ingest/silver/features/failure, train_workers (2) for the ML jobs
+        api = json.loads((outdir / "candlelake-api.template.json").read_text())["Resources"]
+        assert not [r for r in api.values() if r["Type"].startswith("AWS::CloudFront::")]  # no dashboard_cidrs
     finally:
         shutil.rmtree(outdir, ignore_errors=True)
 

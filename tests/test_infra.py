@@ -41,6 +41,7 @@ JOB_NAMES = {
 
 
 OPERATOR_PATTERN = "arn:aws:sts::123456789012:assumed-role/candlelake-operator/*"
+DASHBOARD_CIDRS = "203.0.113.0/24,198.51.100.7"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,7 @@ def synthesized(tmp_path_factory):
         "glue_wheels_path": str(stand_in_wheel_bundles(tmp_path_factory.mktemp("glue-wheels"))),
         "alarm_email": "ops@example.com",
         "operator_arns": OPERATOR_PATTERN,
+        "dashboard_cidrs": DASHBOARD_CIDRS,
     }
     app, stacks = create(context, outdir=str(outdir))
     app.synth()
@@ -602,3 +604,34 @@ def test_every_locked_requirement_carries_its_hashes_and_installs_require_them(l
     assert installs and all("--require-hashes" in line for line in installs), installs
     generated = [line for line in makefile.splitlines() if "pip compile" in line and f"-o {lock}" in line]
     assert generated and all("--generate-hashes" in line for line in generated), generated
+
+
+def test_the_dashboard_reaches_browsers_through_cloudfront_for_the_listed_networks_only(synthesized):
+    """CloudFront signs its requests to the Function URL (an OAC; the URL keeps AWS_IAM auth), reads
+    only, serves IPv4, and its viewer-request function holds the allowlist (tests/test_edge.py runs it)."""
+    _, templates, _ = synthesized
+    api = templates["api"]
+    (distribution_id, distribution), *more = _resources(api, "AWS::CloudFront::Distribution").items()
+    assert not more
+    config = distribution["Properties"]["DistributionConfig"]
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"] and behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert config["IPV6Enabled"] is False
+    (association,) = behavior["FunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    (function_id, function), *_ = _resources(api, "AWS::CloudFront::Function").items()
+    assert association["FunctionARN"] == {"Fn::GetAtt": [function_id, "FunctionARN"]}
+    assert function["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert "[[3405803776, 24], [3325256711, 32]]" in function["Properties"]["FunctionCode"]  # 203.0.113.0/24, …
+    (oac,) = _resources(api, "AWS::CloudFront::OriginAccessControl").values()
+    signing = oac["Properties"]["OriginAccessControlConfig"]
+    assert (signing["OriginAccessControlOriginType"], signing["SigningBehavior"]) == ("lambda", "always")
+    (url,) = _resources(api, "AWS::Lambda::Url").values()
+    assert url["Properties"]["AuthType"] == "AWS_IAM"  # everyone else still signs
+    grants = [
+        p["Properties"]
+        for p in _resources(api, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "cloudfront.amazonaws.com"
+    ]
+    assert sorted(g["Action"] for g in grants) == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    assert all(distribution_id in json.dumps(g["SourceArn"]) for g in grants)  # this distribution only

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -21,7 +23,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import nag, packaging
+from infra import edge, nag, packaging
 from infra.settings import REPO, InfraSettings
 
 
@@ -55,6 +57,28 @@ ROLE_SUPPRESSIONS = [
             "Resource::*",
         ],
     }
+]
+DISTRIBUTION_SUPPRESSIONS = [
+    {
+        "id": "AwsSolutions-CFR1",
+        "reason": "Access is by network, not by country: a viewer-request CloudFront Function lets the "
+        "networks in -c dashboard_cidrs through and answers everyone else 403.",
+    },
+    {
+        "id": "AwsSolutions-CFR2",
+        "reason": "The one rule this distribution needs (an IPv4 network allowlist) is enforced by its "
+        "CloudFront Function; a WAF web ACL for CloudFront must live in us-east-1, a second stack for one rule.",
+    },
+    {
+        "id": "AwsSolutions-CFR3",
+        "reason": "Standard logging needs an ACL-enabled bucket (ours enforce bucket ownership); every request "
+        "that passes reaches the API, whose JSON access log records it with its request id.",
+    },
+    {
+        "id": "AwsSolutions-CFR4",
+        "reason": "The default *.cloudfront.net certificate (no custom domain here) cannot pin a minimum TLS "
+        "version; with a custom domain and certificate, set TLSv1.2_2021.",
+    },
 ]
 FUNCTION_SUPPRESSIONS = [
     {
@@ -105,9 +129,50 @@ class ApiStack(Stack):
         self.function = self._function(code, layer, role, log_group, lake_root, pipeline)
         self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
         CfnOutput(self, "ApiUrl", value=self.url.url, description="Function URL (IAM auth: sign with SigV4)")
+        networks = edge.allowed_networks(settings.dashboard_cidrs)
+        self.dashboard = self._dashboard_edge(networks) if networks else None
         self._alarms(alarm_topic)
         nag.suppress(role, ROLE_SUPPRESSIONS, apply_to_children=True)
         nag.suppress(self.function, FUNCTION_SUPPRESSIONS)
+
+    def _dashboard_edge(self, networks: list[tuple[int, int]]) -> cloudfront.Distribution:
+        """CloudFront in front of the Function URL, for browsers (which cannot sign requests): it signs
+        its requests to the origin itself (an Origin Access Control; the URL keeps AWS_IAM auth), reads
+        only (GET/HEAD: runs still start from a signed operator call), serves IPv4, and lets through
+        the listed networks alone (a viewer-request CloudFront Function; everyone else gets 403)."""
+        access = cloudfront.Function(
+            self,
+            "DashboardNetworks",
+            code=cloudfront.FunctionCode.from_inline(edge.function_code(networks)),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+            comment=f"{self.settings.prefix}: only the networks -c dashboard_cidrs lists",
+        )
+        distribution = cloudfront.Distribution(
+            self,
+            "Dashboard",
+            comment=f"{self.settings.prefix} API and dashboard, read-only, for the listed networks",
+            enable_ipv6=False,  # the network rule is IPv4: no viewer may arrive any other way
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.FunctionUrlOrigin.with_origin_access_control(self.url),
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+                function_associations=[
+                    cloudfront.FunctionAssociation(
+                        function=access, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                    )
+                ],
+            ),
+        )
+        nag.suppress(distribution, DISTRIBUTION_SUPPRESSIONS)
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://{distribution.distribution_domain_name}/",
+            description="the dashboard and the read API, for the networks in -c dashboard_cidrs",
+        )
+        return distribution
 
     def _role(self, lake: s3.IBucket, pipeline: sfn.IStateMachine, log_group: logs.ILogGroup) -> iam.Role:
         """Read the published models, start and describe pipeline runs, write its logs and traces: nothing else."""
