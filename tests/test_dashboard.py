@@ -6,6 +6,7 @@ One browser for the module; each test loads the page afresh. The screenshots lan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -70,8 +71,9 @@ def app(lake) -> Any:
     return app
 
 
-@pytest.fixture(scope="module")
-def base_url(app) -> Iterator[str]:
+@contextlib.contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """`app` on a loopback port (uvicorn in a thread), for as long as the block runs: its base URL."""
     assert (VENDOR / CHART_LIBRARY).is_file(), "the chart library is missing: run `make dashboard` (make test does)"
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -81,9 +83,17 @@ def base_url(app) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(WAIT_S)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(WAIT_S)
+
+
+@pytest.fixture(scope="module")
+def base_url(app) -> Iterator[str]:
+    with _serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +250,14 @@ def test_the_run_button_starts_a_run_shows_its_progress_and_then_its_states(brow
     assert [s.text for s in states] == ["Ingest", "Export"]
     assert int(browser.execute_script("return document.getElementById('runs').dataset.runs;")) == before + 1
     assert browser.find_element("id", "run").is_enabled() and _console_errors(browser) == []
+
+
+def test_with_no_published_model_the_page_says_so_instead_of_going_blank(browser, tmp_path):
+    with _serving(create_app(Settings(lake_root=str(tmp_path / "empty")))) as url:
+        browser.get(f"{url}/dashboard/")
+        shown = "!document.getElementById('error').hidden && document.getElementById('error').textContent"
+        message = _wait(browser, shown, "the error")
+        assert "gold/models/latest" in message or "no model" in message.lower(), message
+        assert browser.find_element("id", "version").text == "no model is served"
+        errors = _console_errors(browser)  # the API's 503s, logged by the browser; nothing else
+        assert errors and all("503" in e for e in errors), errors
