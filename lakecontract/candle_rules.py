@@ -40,9 +40,20 @@ ROW_RULES: tuple[str, ...] = (
 BATCH_RULES: tuple[str, ...] = ("conflicting_duplicate", "duplicate_row")
 RULES: tuple[str, ...] = ROW_RULES + BATCH_RULES
 
-GRID_MICROS: dict[str, int] = {"1d": 86_400_000_000, "1h": 15 * 60_000_000, "5m": 5 * 60_000_000}
-"""The step each interval's ts must be a whole multiple of, counted from the Unix epoch (UTC);
-lakehouse/silver.py's docstring says why 1h uses quarter hours."""
+_MINUTE = 60_000_000
+GRID_MICROS: dict[str, int] = {
+    "5m": 5 * _MINUTE,
+    "15m": 15 * _MINUTE,
+    "30m": 15 * _MINUTE,
+    "1h": 15 * _MINUTE,
+    "1d": 1_440 * _MINUTE,
+    "1wk": 7 * 1_440 * _MINUTE,
+}
+"""The step each interval's ts must be a whole multiple of, counted from GRID_ORIGIN_MICROS (UTC);
+lakehouse/silver.py's docstring says why 30m and 1h use quarter hours."""
+GRID_ORIGIN_MICROS: dict[str, int] = {"1wk": 4 * 1_440 * _MINUTE}
+"""Where an interval's grid starts, if not at the Unix epoch: 1970-01-01 was a Thursday and a
+weekly bar opens on a Monday (1970-01-05) — yfinance's weekly bars and ISO weeks both do."""
 
 RULE_TEXT: dict[str, str] = {
     "missing_value": "a price or the volume is null, NaN or infinite",
@@ -51,7 +62,10 @@ RULE_TEXT: dict[str, str] = {
     "ohlc_inconsistent": "not low ≤ min(open, close) ≤ max(open, close) ≤ high",
     "negative_volume": "the volume is < 0",
     "future_timestamp": "the bar is stamped after the time of the check",
-    "off_interval_grid": "ts (UTC) is off its grid: 1d at 00:00, 1h on a quarter hour, 5m on a 5-minute mark",
+    "off_interval_grid": (
+        "ts (UTC) is off its grid: 1wk on a Monday at 00:00, 1d at 00:00, 1h, 30m and 15m on a quarter hour, "
+        "5m on a 5-minute mark"
+    ),
     "conflicting_duplicate": "another bar has the same ts with different values",
     "duplicate_row": "an identical bar with the same ts came first",
 }
@@ -86,7 +100,11 @@ def series_failures(
             "ohlc_inconsistent": ~((lo <= np.minimum(o, c)) & (np.maximum(o, c) <= h)),
             "negative_volume": volume < 0,
             "future_timestamp": ts > now_micros,
-            "off_interval_grid": (ts % GRID_MICROS[interval] != 0) if interval in GRID_MICROS else np.zeros(n, bool),
+            "off_interval_grid": (
+                ((ts - GRID_ORIGIN_MICROS.get(interval, 0)) % GRID_MICROS[interval] != 0)
+                if interval in GRID_MICROS
+                else np.zeros(n, bool)
+            ),
         }
     failures: list[list[str]] = [[] for _ in range(n)]
     flagged = ~complete

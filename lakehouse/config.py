@@ -21,6 +21,8 @@ DEFAULT_SYMBOLS = ("^GSPC", "^IXIC", "MSFT")
 SOURCES_WITH_OWN_SYMBOLS = ("csv", "synthetic")
 """Sources whose default is every symbol they hold, not DEFAULT_SYMBOLS (the sample's)."""
 DEFAULT_LAKE_ROOT = "lake"
+SYNTHETIC_CALENDARS = ("sessions", "24x5", "24x7")
+"""When the synthetic source's bars fall (lakehouse/sources/synthetic.py); other sources' bars bring their own."""
 
 ENV_PREFIX = "CANDLELAKE_"
 
@@ -42,6 +44,7 @@ class LakeConfig:
     synthetic_symbols: int = 5
     synthetic_bars: int = 2_000
     seed: int = 42
+    calendar: str = "sessions"
     s3_endpoint: str | None = None
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -57,6 +60,13 @@ class LakeConfig:
             raise ConfigError("--source csv needs --csv-path (or CANDLELAKE_CSV_PATH)")
         if self.synthetic_symbols < 1 or self.synthetic_bars < 1:
             raise ConfigError("--synthetic-symbols and --synthetic-bars must be positive")
+        if self.calendar not in SYNTHETIC_CALENDARS:
+            raise ConfigError(f"unknown --calendar {self.calendar!r}; choose one of {', '.join(SYNTHETIC_CALENDARS)}")
+        if self.calendar != "sessions" and self.source != "synthetic":
+            raise ConfigError(
+                f"--calendar {self.calendar} shapes the synthetic source's bars; the {self.source} source's bars "
+                "come with their own calendar, which training measures from their timestamps"
+            )
 
     @property
     def resolved_root(self) -> str:
@@ -125,6 +135,14 @@ _FIELDS: tuple[tuple[str, str, str, object, str], ...] = (
     ("synthetic_symbols", "--synthetic-symbols", "SYNTHETIC_SYMBOLS", int, "number of SYN symbols"),
     ("synthetic_bars", "--synthetic-bars", "SYNTHETIC_BARS", int, "bars per synthetic symbol"),
     ("seed", "--seed", "SEED", int, "random seed of the synthetic source"),
+    (
+        "calendar",
+        "--calendar",
+        "CALENDAR",
+        str,
+        f"synthetic source's calendar: {', '.join(SYNTHETIC_CALENDARS)} (weekday sessions 14:30–21:00 UTC; "
+        "weekdays round the clock; every day round the clock, as crypto)",
+    ),
     ("s3_endpoint", "--s3-endpoint", "S3_ENDPOINT", str, "S3 endpoint URL for s3a:// roots off AWS"),
 )
 

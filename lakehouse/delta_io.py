@@ -199,11 +199,15 @@ def _last_operation_metrics(spark: SparkSession, tbl: Table, root: str) -> tuple
 def append(
     spark: SparkSession, df: DataFrame, tbl: Table, root: str, *, metadata: dict[str, Any] | None = None
 ) -> WriteResult:
-    """Append; an empty frame makes no commit, and then reports 0 rows at the unchanged version."""
+    """Append; an empty frame makes no commit, and then reports 0 rows at the unchanged version.
+
+    A table made before a column joined the registry gains it on the next append (Delta's
+    mergeSchema; the earlier rows read null there): the registry is the schema, and `_conform`
+    sends exactly its columns, so nothing else can be added this way."""
     ensure_table(spark, tbl, root)
     before = version(spark, tbl, root)
     with writing(spark, tbl, metadata):
-        _conform(df, tbl).write.format("delta").mode("append").save(tbl.path(root))
+        _conform(df, tbl).write.format("delta").mode("append").option("mergeSchema", "true").save(tbl.path(root))
     ver, metrics = _last_operation_metrics(spark, tbl, root)
     return WriteResult(tbl.name, ver, int(metrics.get("numOutputRows", 0)) if ver != before else 0)
 

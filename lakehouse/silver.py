@@ -9,12 +9,12 @@ Rules, in the order `rule` reports them:
 | rule                  | a row is rejected when                                                   |
 |-----------------------|--------------------------------------------------------------------------|
 | missing_value         | symbol, interval, ts, open, high, low, close, adj_close or volume is null, NaN or infinite |
-| unknown_interval      | interval is not 1d, 1h or 5m                                             |
+| unknown_interval      | interval is not 5m, 15m, 30m, 1h, 1d or 1wk                               |
 | non_positive_price    | open, high, low, close or adj_close ≤ 0                                   |
 | ohlc_inconsistent     | not (low ≤ min(open, close) ≤ max(open, close) ≤ high)                    |
 | negative_volume       | volume < 0                                                               |
 | future_timestamp      | ts is later than the job's start time                                     |
-| off_interval_grid     | ts (UTC) is off its grid: 1d at 00:00, 1h at :00/:15/:30/:45, 5m on a 5-minute mark |
+| off_interval_grid     | ts (UTC) is off its grid: 1wk on a Monday at 00:00, 1d at 00:00, 1h/30m/15m at :00/:15/:30/:45, 5m on a 5-minute mark |
 | conflicting_duplicate | another row of the same batch has the same key with different values (all such rows) |
 | duplicate_row         | an identical row of the same batch came first (the first one is accepted) |
 
@@ -29,7 +29,12 @@ daily bars (dates, stored as 00:00 UTC) and synthetic daily bars sit at 00:00 UT
 are tz-aware exchange times converted to UTC, and exchanges open on quarter hours in zones whose
 UTC offsets are whole, half or quarter hours, so a real 1h bar starts at :00 or :30 (US equities
 open 09:30 ET = 14:30/13:30 UTC), or :15/:45 (NSE opens 09:15 IST = 03:45 UTC) — an "on the
-hour" grid would reject every real US-equity hourly bar — and a 5m bar on a 5-minute mark.
+hour" grid would reject every real US-equity hourly bar. 30m bars follow the same opens, so they
+get the same quarter-hour grid; 15m bars sit on quarter hours anyway; a 5m bar on a 5-minute mark.
+A weekly bar opens on a Monday at 00:00 UTC (yfinance's weekly bars are dated the Monday of their
+week, crypto's too). 24/7 markets emit the same grids: a BTC-USD 15m bar starts on a quarter hour
+whatever the offset it was published with (+01:00 in summer, +00:00 in winter), and a trailing
+partial bar stamped 13:50:02 is quarantined as off the grid, not taken as a bar.
 
 Across batches the newest batch wins: a later ingest of the same key with other values is a
 correction (Yahoo revises bars), applied by the MERGE.
@@ -49,7 +54,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from lakecontract.candle_rules import BATCH_RULES, GRID_MICROS, ROW_RULES
+from lakecontract.candle_rules import BATCH_RULES, GRID_MICROS, GRID_ORIGIN_MICROS, ROW_RULES
 from lakehouse.config import SUPPORTED_INTERVALS
 from lakehouse.tables import CANDLE_KEY
 
@@ -92,7 +97,10 @@ def _off_grid() -> Column:
     no grid; unknown_interval reports them). Epoch microseconds keep this independent of the
     session time zone."""
     micros = F.unix_micros(F.col("ts"))
-    off = ((F.col("interval") == name) & (micros % step != 0) for name, step in GRID_MICROS.items())
+    off = (
+        (F.col("interval") == name) & ((micros - GRID_ORIGIN_MICROS.get(name, 0)) % step != 0)
+        for name, step in GRID_MICROS.items()
+    )
     return reduce(operator.or_, off)
 
 

@@ -171,6 +171,8 @@ MODEL_REGISTRY_SCHEMA = T.StructType(
         T.StructField("task", T.StringType(), nullable=False),
         T.StructField("algorithm", T.StringType(), nullable=False),
         T.StructField("interval", T.StringType(), nullable=False),
+        T.StructField("calendar", T.StringType()),
+        T.StructField("bars_per_year", T.DoubleType()),
         T.StructField("horizon_bars", T.IntegerType(), nullable=False),
         T.StructField("params", T.MapType(T.StringType(), T.StringType())),
         T.StructField("features", T.ArrayType(T.StringType())),

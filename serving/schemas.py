@@ -215,7 +215,7 @@ class PipelineRunRequest(BaseModel):
     start: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     end: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     backfill: bool | None = None
-    train_interval: Literal["1d", "1h", "5m"] | None = None
+    train_interval: str | None = Field(default=None, pattern=INTERVAL_PATTERN)
     train_folds: int | None = Field(default=None, ge=1, le=20)
     train_test_bars: int | None = Field(default=None, ge=10, le=100_000)
     train_gap: int | None = Field(default=None, ge=1, le=1_000)

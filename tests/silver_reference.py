@@ -23,14 +23,15 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-INTERVALS = {"1d", "1h", "5m"}
+INTERVALS = {"5m", "15m", "30m", "1h", "1d", "1wk"}
 PRICE_FIELDS = ("open", "high", "low", "close", "adj_close")
 VALUE_FIELDS = (*PRICE_FIELDS, "volume")
 
 Verdict = tuple[str | None, list[str]]
 
-# The minutes of the hour each interval's bars may start at (any hour for 1h and 5m, hour 0 for 1d).
-ALLOWED_MINUTES = {"1d": {0}, "1h": {0, 15, 30, 45}, "5m": set(range(0, 60, 5))}
+# The minutes of the hour each interval's bars may start at (any hour intraday, hour 0 for 1d and 1wk).
+QUARTERS = {0, 15, 30, 45}
+ALLOWED_MINUTES = {"1wk": {0}, "1d": {0}, "1h": QUARTERS, "30m": QUARTERS, "15m": QUARTERS, "5m": set(range(0, 60, 5))}
 
 
 def _on_grid(interval: str, ts: datetime) -> bool:
@@ -38,7 +39,9 @@ def _on_grid(interval: str, ts: datetime) -> bool:
     clock = ts.astimezone(UTC)
     if clock.second or clock.microsecond:
         return False
-    if interval == "1d" and clock.hour != 0:
+    if interval in ("1d", "1wk") and clock.hour != 0:
+        return False
+    if interval == "1wk" and clock.weekday() != 0:  # Monday
         return False
     return clock.minute in ALLOWED_MINUTES[interval]
 

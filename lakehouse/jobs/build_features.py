@@ -36,6 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakecontract.constants import BAR_SECONDS
 from lakecontract.feature_math import CONTEXT_BARS, RESUME_COLUMNS, RESUME_FROM_BAR
 from lakecontract.feature_spec import FEATURE_NAMES, STATE_COLUMNS
 from lakehouse import delta_io
@@ -195,12 +196,9 @@ def _resume_points(
 
 
 # Calendar time that surely holds CONTEXT_BARS + 2 bars of a series (weekends, holidays, nights).
-_BAR = {"1d": timedelta(days=1), "1h": timedelta(hours=1), "5m": timedelta(minutes=5)}
-
-
 def _lookback_bound(interval: str, first: datetime) -> datetime | None:
-    bar = _BAR.get(interval)
-    return None if bar is None else first - (CONTEXT_BARS + 2) * bar * 2 - timedelta(days=10)
+    seconds = BAR_SECONDS.get(interval)
+    return None if seconds is None else first - (CONTEXT_BARS + 2) * timedelta(seconds=seconds) * 2 - timedelta(days=10)
 
 
 def _complete(symbol: str, anchors: Anchors, found: Found) -> bool:

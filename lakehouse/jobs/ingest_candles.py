@@ -106,7 +106,14 @@ def _source_for(cfg: LakeConfig) -> CandleSource:
     if cfg.source == "csv":
         return get_source("csv", path=cfg.csv_path, single_interval=len(cfg.intervals) == 1)
     if cfg.source == "synthetic":
-        return get_source("synthetic", n_symbols=cfg.synthetic_symbols, n_bars=cfg.synthetic_bars, seed=cfg.seed)
+        return get_source(
+            "synthetic",
+            n_symbols=cfg.synthetic_symbols,
+            n_bars=cfg.synthetic_bars,
+            seed=cfg.seed,
+            calendar=cfg.calendar,
+            symbols=cfg.symbols,
+        )
     return get_source(cfg.source)
 
 

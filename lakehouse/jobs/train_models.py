@@ -71,6 +71,7 @@ def run(
         reports.write_bytes(name, png, "image/png")
     written = delta_io.append(spark, spark.createDataFrame(rows, GOLD_MODEL_REGISTRY.schema), GOLD_MODEL_REGISTRY, root)
     log(f"[train] leaderboard (holdout fold {folds[-1].test_start:%Y-%m-%d}…{folds[-1].test_end:%Y-%m-%d}):")
+    log(f"[train] Sharpe and CAGR annualised on {data.calendar.describe()}")
     log(leaderboard(rows))
     log(f"[train] plots: {reports.uri()}")
     tracking.log_training(  # MLflow, when MLFLOW_TRACKING_URI is set; the registry above stays the record

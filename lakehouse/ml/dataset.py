@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lakecontract.feature_spec import FEATURE_NAMES
+from lakehouse.calendars import Calendar, measure
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, SparkSession
@@ -63,6 +64,12 @@ class TrainingData:
     table_version: int | None
     rows: SparkFrame | None = None
     rows_available: int | None = None
+
+    @cached_property
+    def calendar(self) -> Calendar:
+        """The calendar of these bars (every symbol's timestamps together, as the backtest's portfolio
+        holds them): what Sharpe, CAGR and turnover are annualised by."""
+        return measure(self.frame["ts"], self.interval)
 
     @cached_property
     def labeled(self) -> pd.DataFrame:

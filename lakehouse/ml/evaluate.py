@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lakecontract.constants import DIRECTION
+from lakehouse.calendars import Calendar
 from lakehouse.ml import metrics
 from lakehouse.ml.dataset import TrainingData
 from lakehouse.ml.family import ModelFamily
@@ -68,7 +69,9 @@ class ModelResult:
         return name, value, base, bool(beats and not math.isnan(value))
 
 
-def score(task: str, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, interval: str) -> tuple[dict, dict]:
+def score(
+    task: str, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, calendar: Calendar
+) -> tuple[dict, dict]:
     """(model metrics, baseline metrics) of predictions `pred` on the test rows, backtest included."""
     if task == DIRECTION:
         model, base = metrics.direction_metrics(
@@ -81,7 +84,7 @@ def score(task: str, train: pd.DataFrame, test: pd.DataFrame, pred: np.ndarray, 
         model.update(ic)
         base.update(ic_base)
         long = pred > 0
-    bt = metrics.backtest(test, long, interval)
+    bt = metrics.backtest(test, long, calendar)
     model.update({f"bt_{k}": v for k, v in bt["strategy"].items()})
     base.update({f"bt_{k}": v for k, v in bt["buy_and_hold"].items()})
     return model, base
@@ -100,14 +103,14 @@ def evaluate(
     started = time.monotonic()
     results: list[FoldResult] = []
     model: Any = None
-    labeled, interval = data.labeled, data.interval
+    labeled, calendar = data.labeled, data.calendar
     for fold in folds:
         train = labeled.iloc[fold.train]
         model = family.fit_fold(data, fold, seed, gap)
         test = labeled.iloc[fold.test]
         pred = family.predict_rows(model, labeled, fold.test)
         ok = ~np.isnan(pred)
-        m, b = score(family.task, train, test[ok], pred[ok], interval)
+        m, b = score(family.task, train, test[ok], pred[ok], calendar)
         results.append(
             FoldResult(
                 fold.number,

@@ -21,7 +21,8 @@ What the number means: qlib's Alpha158 with LightGBM reaches IC ≈ 0.045 on CSI
 signal the honest answer is ≈ 0, and with fewer than 10 symbols a date says too little to count.
 
 Backtest: long/flat on the next bar, 5 bp per position change, equal-weighted across symbols,
-versus buy-and-hold over the same bars.
+versus buy-and-hold over the same bars, annualised by the series' own calendar (lakehouse/calendars.py:
+365 days for crypto, 252 sessions for equities).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-BARS_PER_YEAR = {"1d": 252, "1h": 252 * 7, "5m": 252 * 78}
+from lakehouse.calendars import Calendar, annualised_sharpe
+
 EPS = 1e-15
 MIN_CROSS_SECTION = 10
 
@@ -149,24 +151,24 @@ def portfolio_returns(test: pd.DataFrame, long: np.ndarray, cost_bp: float = 5.0
     return frame.groupby("ts")[["strategy", "buy_and_hold", "turn"]].mean().sort_index()
 
 
-def backtest(test: pd.DataFrame, long: np.ndarray, interval: str, cost_bp: float = 5.0) -> dict[str, dict]:
-    """Long/flat strategy versus buy-and-hold on the test rows: {'strategy': …, 'buy_and_hold': …}."""
+def backtest(test: pd.DataFrame, long: np.ndarray, calendar: Calendar, cost_bp: float = 5.0) -> dict[str, dict]:
+    """Long/flat strategy versus buy-and-hold on the test rows: {'strategy': …, 'buy_and_hold': …},
+    annualised by `calendar`'s bars a year."""
     per_ts = portfolio_returns(test, long, cost_bp)
-    years = len(per_ts) / BARS_PER_YEAR[interval]
+    years = len(per_ts) / calendar.bars_per_year
     return {
-        "strategy": _performance(per_ts["strategy"].to_numpy(), per_ts["turn"].sum(), years, interval),
-        "buy_and_hold": _performance(per_ts["buy_and_hold"].to_numpy(), 1.0, years, interval),
+        "strategy": _performance(per_ts["strategy"].to_numpy(), per_ts["turn"].sum(), years, calendar),
+        "buy_and_hold": _performance(per_ts["buy_and_hold"].to_numpy(), 1.0, years, calendar),
     }
 
 
-def _performance(returns: np.ndarray, position_changes: float, years: float, interval: str) -> dict:
+def _performance(returns: np.ndarray, position_changes: float, years: float, calendar: Calendar) -> dict:
     equity = np.cumprod(1 + returns)
     peak = np.maximum.accumulate(equity)
-    std = returns.std(ddof=1) if len(returns) > 1 else 0.0
     return {
         "total_return": float(equity[-1] - 1),
         "cagr": float(equity[-1] ** (1 / years) - 1) if years > 0 and equity[-1] > 0 else math.nan,
-        "sharpe": float(returns.mean() / std * math.sqrt(BARS_PER_YEAR[interval])) if std > 0 else 0.0,
+        "sharpe": annualised_sharpe(returns, calendar),
         "max_drawdown": float((equity / peak - 1).min()),
         "turnover_per_year": float(position_changes / years) if years > 0 else math.nan,
     }

@@ -96,6 +96,8 @@ def registry_row(
         "task": family.task,
         "algorithm": family.algorithm,
         "interval": data.interval,
+        "calendar": data.calendar.name,
+        "bars_per_year": data.calendar.bars_per_year,
         "horizon_bars": 1,
         "params": family.params(result.model),
         "features": list(family.features),

