@@ -14,7 +14,7 @@ Rules, in the order `rule` reports them:
 | ohlc_inconsistent     | not (low ≤ min(open, close) ≤ max(open, close) ≤ high)                    |
 | negative_volume       | volume < 0                                                               |
 | future_timestamp      | ts is later than the job's start time                                     |
-| off_interval_grid     | ts (UTC) is off its grid: 1wk on a Monday at 00:00, 1d at 00:00, 1h/30m/15m at :00/:15/:30/:45, 5m on a 5-minute mark |
+| off_interval_grid     | ts (UTC) off its grid: 1wk Mon 00:00, 1d 00:00, 1h/30m/15m :00/:15/:30/:45, 5m :x0/:x5 |
 | conflicting_duplicate | another row of the same batch has the same key with different values (all such rows) |
 | duplicate_row         | an identical row of the same batch came first (the first one is accepted) |
 

@@ -192,6 +192,7 @@ MODEL_REGISTRY_SCHEMA = T.StructType(
         T.StructField("training_table", T.StringType(), nullable=False),
         T.StructField("training_table_version", T.LongType()),
         T.StructField("training_rows", T.LongType()),
+        T.StructField("training_key", T.StringType()),
         T.StructField("artifact_uri", T.StringType(), nullable=False),
         T.StructField("promoted", T.BooleanType(), nullable=False),
         T.StructField("train_seconds", T.DoubleType()),

@@ -47,6 +47,25 @@ LOCAL_DEFAULT_SOURCE = "sample"
 DEPLOYED_DEFAULT_SOURCE = "yfinance"
 
 
+# A CSV object created under `<lake root>/raw/` starts the pipeline (the CDK app's EventBridge rule):
+# this is the execution input the rule sends. Only the source and the file: every other field takes
+# the definition's default (daily bars, every symbol in the file, the default training settings).
+RAW_DROP_PREFIX = "raw/"
+
+
+def drop_input(bucket: str, key: str) -> dict[str, str]:
+    """The execution input for the object `key` created in `bucket`. The CDK app calls this with
+    EventBridge's `<$.detail.bucket.name>` and `<$.detail.object.key>` fields, the local runner
+    with a real bucket and key, so both start the same execution."""
+    return {"source": "csv", "csv_path": f"s3://{bucket}/{key}"}
+
+
+def drop_input_from_event(event: dict[str, Any]) -> dict[str, str]:
+    """`drop_input` of an S3 "Object Created" event as EventBridge delivers it."""
+    detail = event["detail"]
+    return drop_input(detail["bucket"]["name"], detail["object"]["key"])
+
+
 def glue_job_name(placeholder: str, prefix: str = "candlelake") -> str:
     return f"{prefix}-{GLUE_JOBS[placeholder].replace('_', '-')}"
 

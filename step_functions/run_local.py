@@ -43,10 +43,10 @@ EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Glue jobs' DefaultArguments; locally every job gets them as flags, or `--synthetic-bars 700` would
 # be silently ignored and the jobs would run with their defaults.
 JOB_DEFAULT_FLAGS = (
-    ("csv_path", "--csv-path"),
     ("synthetic_symbols", "--synthetic-symbols"),
     ("synthetic_bars", "--synthetic-bars"),
     ("seed", "--seed"),
+    ("calendar", "--calendar"),
     ("s3_endpoint", "--s3-endpoint"),
 )
 
@@ -96,6 +96,7 @@ def execution_input(
     with `{}`: the intraday machine then ingests its default `1h,5m`, not the jobs' default `1d`."""
     fields = {
         "source": cfg.source,
+        "csv_path": cfg.csv_path or "",
         "symbols": ",".join(cfg.symbols),
         "intervals": ",".join(cfg.intervals),
         "start": cfg.start or "",

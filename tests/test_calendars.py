@@ -36,7 +36,9 @@ def test_a_24x7_five_minute_series_is_annualised_by_365_days_of_288_bars():
 
 def test_an_equity_five_minute_series_is_annualised_by_252_sessions_of_78_bars():
     days = pd.bdate_range("2021-10-04", periods=10, tz="UTC")
-    times = pd.DatetimeIndex([d + pd.Timedelta(hours=14, minutes=30) + k * pd.Timedelta(minutes=5) for d in days for k in range(78)])
+    times = pd.DatetimeIndex(
+        [d + pd.Timedelta(hours=14, minutes=30) + k * pd.Timedelta(minutes=5) for d in days for k in range(78)]
+    )
     cal = measure(times, "5m")
     assert (cal.name, cal.bars_per_year) == ("sessions", 252 * 78)
     strategy = metrics.backtest(_block(times), np.ones(4, bool), cal, cost_bp=0.0)["strategy"]
@@ -53,14 +55,24 @@ def test_an_equity_five_minute_series_is_annualised_by_252_sessions_of_78_bars()
         (pd.bdate_range("2019-01-01", "2021-12-31", tz="UTC"), "1d", "24x5", 260),  # FX: every weekday
         (pd.bdate_range("2021-03-01", periods=60, tz="UTC"), "1d", "sessions", 252),  # under a year: sessions
         (
-            pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in pd.bdate_range("2021-03-01", periods=20, tz="UTC") for h in range(24)]),
+            pd.DatetimeIndex(
+                [
+                    d + pd.Timedelta(hours=h)
+                    for d in pd.bdate_range("2021-03-01", periods=20, tz="UTC")
+                    for h in range(24)
+                ]
+            ),
             "1h",
             "24x5",
             260 * 24,
         ),
         (
             pd.DatetimeIndex(
-                [d + pd.Timedelta(minutes=30 + 60 * h) + pd.Timedelta(hours=14) for d in pd.bdate_range("2021-03-01", periods=20, tz="UTC") for h in range(7)]
+                [
+                    d + pd.Timedelta(minutes=30 + 60 * h) + pd.Timedelta(hours=14)
+                    for d in pd.bdate_range("2021-03-01", periods=20, tz="UTC")
+                    for h in range(7)
+                ]
             ),
             "1h",
             "sessions",

@@ -478,6 +478,48 @@ def test_schedules_and_failure_alarms(synthesized):
     pipeline.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
 
 
+def test_a_csv_dropped_under_raw_starts_the_pipeline_through_eventbridge(synthesized):
+    """Issue 19: the lake bucket sends its object events to EventBridge; a rule matches a .csv created under
+    lake/raw/ in that bucket and starts the pipeline machine, with definitions.drop_input as the input, under
+    a role that may start that machine and do nothing else."""
+    _, templates, _ = synthesized
+    storage, pipeline = templates["storage"], templates["pipeline"]
+    (lake,) = [b for lid, b in _resources(storage, "AWS::S3::Bucket").items() if lid.startswith("Lake")]
+    assert lake["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+    rules = {r["Properties"]["Name"]: r["Properties"] for r in _resources(pipeline, "AWS::Events::Rule").values()}
+    rule = rules["candlelake-raw-drop"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"] == {"key": [{"wildcard": "lake/raw/*.csv"}]}
+    (bucket_name,) = pattern["detail"]["bucket"]["name"]
+    assert "Fn::ImportValue" in bucket_name and "Lake" in json.dumps(bucket_name)  # the lake bucket, not any
+
+    (target,) = rule["Targets"]
+    machine_ids = {
+        m["Properties"]["StateMachineName"]: logical_id
+        for logical_id, m in _resources(pipeline, "AWS::StepFunctions::StateMachine").items()
+    }
+    assert target["Arn"] == {"Ref": machine_ids["candlelake-pipeline"]}
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {
+        "detail-bucket-name": "$.detail.bucket.name",
+        "detail-object-key": "$.detail.object.key",
+    }
+    template = json.loads(
+        transformer["InputTemplate"].replace("<detail-bucket-name>", "B").replace("<detail-object-key>", "K")
+    )
+    assert template == definitions.drop_input("B", "K") == {"source": "csv", "csv_path": "s3://B/K"}
+
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    role = _resources(pipeline, "AWS::IAM::Role")[role_id]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    (statement,) = _role_statements(pipeline, role_id)
+    assert statement["Effect"] == "Allow" and _actions(statement) == ["states:StartExecution"]
+    assert statement["Resource"] == {"Ref": machine_ids["candlelake-pipeline"]}
+
+
 def _cloudwatch_statements(statements: list[dict]) -> list[dict]:
     def service(st: dict) -> object:
         principal = st.get("Principal")

@@ -93,7 +93,10 @@ HAND_CASES = [
     ),
     (bronze_row(rid=43, interval="1wk", ts=datetime(1970, 1, 5, tzinfo=UTC)), (None, [])),  # the grid's origin
     (bronze_row(rid=44, interval="1wk", ts=datetime(1969, 12, 29, tzinfo=UTC)), (None, [])),  # before the epoch
-    (bronze_row(rid=45, interval="1wk", ts=datetime(1970, 1, 1, tzinfo=UTC)), ("off_interval_grid", ["off_interval_grid"])),
+    (
+        bronze_row(rid=45, interval="1wk", ts=datetime(1970, 1, 1, tzinfo=UTC)),
+        ("off_interval_grid", ["off_interval_grid"]),
+    ),
 ]
 
 
@@ -182,7 +185,9 @@ def bronze_batch(draw: st.DrawFn) -> list[dict]:
         rows.append(
             {
                 "symbol": draw(st.sampled_from(["A", "A", "A", "B", "B", None])),
-                "interval": draw(st.sampled_from(["1d", "1d", "1d", "1d", "1h", "5m", "15m", "30m", "1wk", "1w", None])),
+                "interval": draw(
+                    st.sampled_from(["1d", "1d", "1d", "1d", "1h", "5m", "15m", "30m", "1wk", "1w", None])
+                ),
                 "ts": draw(
                     st.sampled_from(
                         [T0, T0, T0, at(1), at(19, 30), at(14, 30), at(14, 35), at(14, 37), at(14, 35, 30)]

@@ -18,12 +18,11 @@ from constructs import Construct
 
 from infra.settings import InfraSettings
 from lakecontract.athena_queries import QUERY_DIR
+from lakecontract.constants import INTERVALS
 
 # Athena name → lake path (lakehouse/tables.py; a test checks they agree).
 GOLD_TABLES = {
-    "gold_features_1d": "gold/features_1d",
-    "gold_features_1h": "gold/features_1h",
-    "gold_features_5m": "gold/features_5m",
+    **{f"gold_features_{interval}": f"gold/features_{interval}" for interval in INTERVALS},
     "gold_dq_results": "gold/dq_results",
     "gold_model_registry": "gold/model_registry",
     "gold_predictions": "gold/predictions",

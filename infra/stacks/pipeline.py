@@ -190,6 +190,7 @@ class PipelineStack(Stack):
             self.machines[key] = self._state_machine(key, path, lake_root)
             self._failure_alarm(key, self.machines[key])
         self._schedules()
+        self._raw_drops(lake)
 
     # --- the Glue jobs ---------------------------------------------------------------------------
 
@@ -460,6 +461,46 @@ class PipelineStack(Stack):
                     )
                 ],
             )
+
+    def _raw_drops(self, lake: s3.IBucket) -> None:
+        """A CSV object created under <lake>/raw/ starts the pipeline with `source=csv` and that object as
+        input (definitions.drop_input). The rule's own role may start that one machine and nothing
+        else. A malformed file fails the Ingest state (recorded in gold/pipeline_failures, the
+        failure alarm fires) before anything is written; the same file put twice ingests nothing
+        new the second time."""
+        prefix = f"{self.settings.lake_prefix}/{definitions.RAW_DROP_PREFIX}"
+        role = iam.Role(
+            self,
+            "RawDropRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description="candlelake: EventBridge starts the pipeline for a CSV dropped under the lake's raw/",
+        )
+        events.Rule(
+            self,
+            "RawDrop",
+            rule_name=f"{self.settings.prefix}-raw-drop",
+            description=f"a CSV created under s3://<lake>/{prefix} runs the pipeline on it (source=csv)",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [lake.bucket_name]},
+                    "object": {"key": events.Match.wildcard(f"{prefix}*.csv")},
+                },
+            ),
+            targets=[
+                targets.SfnStateMachine(
+                    self.machines["pipeline"],
+                    input=events.RuleTargetInput.from_object(
+                        definitions.drop_input(
+                            events.EventField.from_path("$.detail.bucket.name"),
+                            events.EventField.from_path("$.detail.object.key"),
+                        )
+                    ),
+                    role=role,
+                )
+            ],
+        )
 
 
 def _lake_statements(module: str, lake: s3.IBucket, lake_prefix: str) -> list[iam.PolicyStatement]:

@@ -69,4 +69,10 @@ class StorageStack(Stack):
                 ),
             ],
         )
+        # Object events reach EventBridge, where a CSV created under <lake>/raw/ starts the pipeline
+        # (infra/stacks/pipeline.py, _raw_drops). Set on the CloudFormation bucket itself: the L2's
+        # event_bridge_enabled deploys a custom-resource Lambda to do what this one property does.
+        cfn_lake = self.lake.node.default_child
+        assert isinstance(cfn_lake, s3.CfnBucket)
+        cfn_lake.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
         self.lake_root = f"s3://{self.lake.bucket_name}/{settings.lake_prefix}"

@@ -68,10 +68,17 @@ def run(
     log: Log,
     model_version: str | None = None,
 ) -> JobSummary:
-    """Publish `model_version` (default: the newest in gold/model_registry)."""
+    """Publish `model_version` (default: the newest in gold/model_registry; nothing when `latest` names it
+    already, as after a training run that found nothing new to train)."""
     root, endpoint = cfg.resolved_root, cfg.s3_endpoint  # artifacts and tables live in the same store
     started = time.monotonic()
+    asked = model_version
     model_version, rows = _registry_rows(spark, root, model_version)
+    if asked is None and latest_version(root, s3_endpoint=endpoint) == model_version:
+        log(f"[export] {model_version} is the newest trained version and published already: nothing to export")
+        return JobSummary(
+            JOB, rows_read=0, rows_written=0, details={"model_version": model_version, "skipped": "published"}
+        )
     chosen = _best_per_task(rows, model_version)
     data, snap = _snapshot(spark, cfg, rows[0]["interval"], chosen, log)
     artifacts, models = _gather(chosen, endpoint)

@@ -104,7 +104,7 @@ def _fetch_interval(
 
 def _source_for(cfg: LakeConfig) -> CandleSource:
     if cfg.source == "csv":
-        return get_source("csv", path=cfg.csv_path, single_interval=len(cfg.intervals) == 1)
+        return get_source("csv", path=cfg.csv_path, single_interval=len(cfg.intervals) == 1, endpoint=cfg.s3_endpoint)
     if cfg.source == "synthetic":
         return get_source(
             "synthetic",

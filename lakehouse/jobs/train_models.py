@@ -34,6 +34,7 @@ from lakehouse.ml.train import (
     hardware,
     leaderboard,
     registry_row,
+    training_key,
 )
 
 if TYPE_CHECKING:
@@ -61,10 +62,24 @@ def run(
     root = cfg.resolved_root
     started = time.monotonic()
     data, folds = _training_rows(spark, cfg, settings, log)
+    key = training_key(data, cfg.symbols, settings)
+    trained = _trained_as(spark, root, key)
+    if trained is not None:
+        log(
+            f"[train] {data.table}@v{data.table_version} was trained with these settings already, as model version "
+            f"{trained}: nothing new to train"
+        )
+        return JobSummary(
+            JOB,
+            rows_read=len(data.frame),
+            rows_written=0,
+            versions={data.table: data.table_version},
+            details={"model_version": trained, "models": 0, "skipped": "already trained"},
+        )
     families = _candidates(settings)
     with _rows_cached(data, any(f.fits_on_cluster for f in families)):
         results = _evaluated_all(families, data, folds, settings, log)
-    rows = _write_artifacts(results, data, cfg, settings, model_version, run_id, now)
+    rows = _write_artifacts(results, data, cfg, settings, model_version, run_id, now, key)
     reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
     pngs = plots.render(results)
     for name, png in pngs.items():
@@ -127,6 +142,22 @@ def _training_rows(
     for fold in folds:
         log(f"[train] {fold.describe()}")
     return data, folds
+
+
+def _trained_as(spark: SparkSession, root: str, key: str) -> str | None:
+    """The model version already trained under `key` (see train.training_key), if any."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.tables import GOLD_MODEL_REGISTRY
+
+    if not delta_io.exists(spark, GOLD_MODEL_REGISTRY, root):
+        return None
+    registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, root)
+    if "training_key" not in registry.columns:  # a registry from before the key: nothing matches
+        return None
+    row = registry.where(F.col("training_key") == key).agg(F.max("model_version")).first()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def _candidates(settings: TrainSettings) -> list[ModelFamily]:
@@ -192,6 +223,7 @@ def _write_artifacts(
     model_version: str,
     run_id: str | None,
     now: datetime,
+    key: str,
 ) -> list[dict[str, Any]]:
     """Each model's files under gold/model_artifacts/<version>/<name>/, and its registry row."""
     hw = hardware()
@@ -204,5 +236,5 @@ def _write_artifacts(
         for file, payload in artifact_files(result).items():
             artifacts.write_bytes(f"{name}/{file}", payload)
         uri = artifacts.uri(name)
-        rows.append(registry_row(result, data, settings, model_version, run_id, uri, labeled_rows, hw, now))
+        rows.append(registry_row(result, data, settings, model_version, run_id, uri, labeled_rows, hw, now, key))
     return rows

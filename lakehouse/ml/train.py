@@ -45,6 +45,22 @@ class TrainSettings:
     spark_workers: int = 1  # xgboost.spark workers (≤ Spark's task slots)
 
 
+def training_key(data: TrainingData, symbols: tuple[str, ...], settings: TrainSettings) -> str:
+    """What a training run is a function of: the table version it read, the symbols, every setting and the
+    feature spec. A run whose key is already in gold/model_registry would train the same models on the
+    same rows again (a CSV dropped twice, a schedule firing on a day with no new bars), so it does not."""
+    import hashlib
+
+    basis = {
+        "table": data.table,
+        "table_version": data.table_version,
+        "symbols": sorted(symbols),
+        "settings": asdict(settings),
+        "feature_spec": spec_hash(),
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def hardware() -> dict[str, Any]:
     cpus = os.cpu_count() or 1
     try:
@@ -86,7 +102,9 @@ def registry_row(
     rows: int,
     hw: dict[str, Any],
     now: datetime,
+    trained_on: str | None = None,
 ) -> dict[str, Any]:
+    """`trained_on` is the run's `training_key`."""
     key, value, base, beats = result.key
     family = result.family
     return {
@@ -117,6 +135,7 @@ def registry_row(
         "training_table": data.table,
         "training_table_version": data.table_version,
         "training_rows": rows,
+        "training_key": trained_on,
         "artifact_uri": artifact_uri,
         "promoted": False,
         "train_seconds": result.seconds,

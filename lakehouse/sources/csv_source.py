@@ -9,19 +9,23 @@ Columns (header names, case-insensitive, in any order):
 | open, high, low, close | yes | prices in the instrument's currency                              |
 | volume      | yes      | traded volume (shares, contracts, coins)                                |
 | adj_close   | no       | split/dividend-adjusted close; defaults to close (alias: "adj close")   |
-| interval    | no       | 1d, 1h or 5m; without it the file holds one interval and the run must ask for exactly one |
+| interval    | no       | 5m, 15m, 30m, 1h, 1d or 1wk; without it, the file is one interval (the run's only one) |
 
-An unknown or missing column is refused with a message that lists both, before anything is
-written. Values that do not parse (a word where a price should be, a malformed date) become
-nulls and are quarantined by silver with a rule; they are never dropped here.
+The path is a local file or an object, `s3://bucket/key` (read with boto3 through the lake's
+object store, so `--s3-endpoint` applies): a CSV dropped under `<lake>/raw/` on AWS is read where
+it lies. An unknown or missing column, or a file that is not CSV at all, is refused with a message
+that says what is wrong, before anything is written. Values that do not parse (a word where a
+price should be, a malformed date) become nulls and are quarantined by silver with a rule; they are never dropped here.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
+from lakecontract.objectstore import ObjectNotFound, ObjectStore, StoreUnavailable
 from lakehouse.config import SUPPORTED_INTERVALS
 from lakehouse.sources import FetchRequest, SourceError, canonical_frame, clip_to_request
 
@@ -44,15 +48,31 @@ def _normalise_header(name: str) -> str:
 class CsvSource:
     name = "csv"
 
-    def __init__(self, path: str | Path, single_interval: bool = True) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, single_interval: bool = True, endpoint: str | None = None) -> None:
+        self.path = str(path)
         self.single_interval = single_interval
+        self.endpoint = endpoint
+
+    def _content(self) -> io.BytesIO | Path:
+        if self.path.startswith(("s3://", "s3a://")):
+            folder, _, name = self.path.rpartition("/")
+            try:
+                return io.BytesIO(ObjectStore(folder, endpoint=self.endpoint).read_bytes(name))
+            except ObjectNotFound:
+                raise SourceError(f"CSV object not found: {self.path}") from None
+            except StoreUnavailable as exc:
+                raise SourceError(f"cannot read {self.path}: {exc}") from exc
+        path = Path(self.path)
+        if not path.is_file():
+            raise SourceError(f"CSV file not found: {self.path}")
+        return path
 
     def read(self) -> pd.DataFrame:
         """The whole file as strings, with normalised headers, after checking the columns."""
-        if not self.path.is_file():
-            raise SourceError(f"CSV file not found: {self.path}")
-        raw = pd.read_csv(self.path, dtype=str, keep_default_na=False, na_values=[""])
+        try:
+            raw = pd.read_csv(self._content(), dtype=str, keep_default_na=False, na_values=[""])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{self.path} is not a readable CSV file: {str(exc).strip()}") from None
         headers = [_normalise_header(c) for c in raw.columns]
         duplicates = sorted({h for h in headers if headers.count(h) > 1})
         unknown = [c for c, h in zip(raw.columns, headers, strict=True) if h not in REQUIRED + OPTIONAL]

