@@ -210,6 +210,13 @@ class PipelineRunRequest(BaseModel):
 
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$", description="execution name")
     source: Literal["sample", "yfinance", "csv", "synthetic"] | None = None
+    csv_path: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/=+-]{1,900}\.csv$",
+        description="the CSV object source=csv reads (on AWS the jobs read their own lake bucket only); "
+        "local paths are not accepted from the API",
+        examples=["s3://my-lake-bucket/lake/raw/btc-usd.csv"],
+    )
     symbols: str | None = Field(default=None, pattern=r"^[A-Za-z0-9^._=,-]{1,400}$", examples=["^GSPC,MSFT"])
     intervals: str | None = Field(default=None, pattern=INTERVAL_LIST_PATTERN)
     start: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")

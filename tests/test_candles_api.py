@@ -111,7 +111,9 @@ def test_each_symbols_newest_bars_get_the_gold_features_and_the_predict_answer(c
 @pytest.fixture(scope="module")
 def bundled_gold(spark) -> pd.DataFrame:
     """Every bundled real series through the gold job's Spark feature code, from its first bar."""
-    frame = real_candles_frame(tuple(BUNDLED))
+    # BTC-USD's file has four days without prices (2020-04-17, 2020-10-09/12/13): silver quarantines them
+    # (missing_value), so gold never sees them; nor does this frame.
+    frame = real_candles_frame(tuple(BUNDLED)).dropna()
     return with_features(spark.createDataFrame(frame)).toPandas()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -26,16 +25,11 @@ from serving.app import create_app
 from serving.pipeline_runs import LocalRuns
 from serving.routes.dashboard import CHART_LIBRARY, VENDOR
 from serving.settings import Settings
+from tests.local_servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "build"
 WAIT_S = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +69,7 @@ def app(lake) -> Any:
 def _serving(app: Any) -> Iterator[str]:
     """`app` on a loopback port (uvicorn in a thread), for as long as the block runs: its base URL."""
     assert (VENDOR / CHART_LIBRARY).is_file(), "the chart library is missing: run `make dashboard` (make test does)"
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

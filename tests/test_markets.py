@@ -1,7 +1,7 @@
 """Markets beyond US equities, end to end through the pipeline's ASL (issue 19).
 
-- A 24/7 synthetic universe (BTC-USD, ETH-USD at 1h, `--calendar 24x7`) through ingest → silver →
-  features → train → export, annualised on its own calendar, then `/predict/BTC-USD` from the API.
+- A 24/7 synthetic universe (BTC-USD, ETH-USD at 15m and 1wk, `--calendar 24x7`) through ingest → silver →
+  features → train (15m) → export, annualised on its own calendar, then `/predict/BTC-USD` from the API.
 - A CSV dropped under `<lake>/raw/` in S3 (moto_server, its own process): the execution input the
   EventBridge rule produces (`definitions.drop_input_from_event` of an S3 "Object Created" event) run
   through the local runner; the same file dropped again changes no table; a malformed file fails the
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from serving.app import create_app
 from serving.settings import Settings
 from step_functions import definitions
 from step_functions.run_local import EXIT_SUCCEEDED, execute, job_default_arguments, main
+from tests.local_servers import free_port
 from tests.test_step_functions import SMALL_TRAIN
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -54,34 +54,39 @@ def crypto_lake(spark, tmp_path_factory) -> Path:
         code = main(
             [
                 "--lake-root", str(root), "--source", "synthetic", "--calendar", "24x7",
-                "--symbols", "BTC-USD,ETH-USD", "--intervals", "1h", "--synthetic-bars", "700",
-                "--train-interval", "1h", *TRAIN_FLAGS, "--retry-wait-scale", "0", "--name", "crypto",
+                "--symbols", "BTC-USD,ETH-USD", "--intervals", "15m,1wk", "--synthetic-bars", "450",
+                "--train-interval", "15m", *TRAIN_FLAGS, "--retry-wait-scale", "0", "--name", "crypto",
             ]
         )  # fmt: skip
     assert code == EXIT_SUCCEEDED, out.getvalue()[-4000:]
-    assert "annualised on 24x7: 365 days × 24 bar(s) = 8,760 bars a year for 1h" in out.getvalue()
+    assert "annualised on 24x7: 365 days × 96 bar(s) = 35,040 bars a year for 15m" in out.getvalue()
     return root
 
 
 def test_a_24x7_universe_trains_on_its_own_calendar_and_serves_btc_usd(spark, crypto_lake):
     root = str(crypto_lake)
     silver = delta_io.read(spark, SILVER_CANDLES, root).toPandas()
-    assert set(silver["symbol"]) == {"BTC-USD", "ETH-USD"} and len(silver) == 1_400
-    weekend = pd.to_datetime(silver["ts"]).dt.dayofweek >= 5
-    assert weekend.sum() > 0  # Saturday and Sunday bars are candles like any other
-    gold = delta_io.read(spark, gold_features("1h"), root).select("symbol").distinct().collect()
-    assert {r.symbol for r in gold} == {"BTC-USD", "ETH-USD"}
+    assert silver.groupby(["interval", "symbol"]).size().to_dict() == {
+        (interval, symbol): 450 for interval in ("15m", "1wk") for symbol in ("BTC-USD", "ETH-USD")
+    }  # nothing quarantined: every bar on its grid
+    ts = pd.to_datetime(silver["ts"], utc=True)
+    assert (ts[silver["interval"] == "15m"].dt.dayofweek >= 5).sum() > 0  # weekend bars are candles like any other
+    assert set(ts[silver["interval"] == "1wk"].dt.day_name()) == {"Monday"}
+    for interval in ("15m", "1wk"):
+        gold = delta_io.read(spark, gold_features(interval), root).groupBy("symbol").count().collect()
+        assert {r.symbol: r["count"] for r in gold} == {"BTC-USD": 450, "ETH-USD": 450}, interval
 
     registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, root).toPandas()
-    assert set(registry["calendar"]) == {"24x7"} and set(registry["bars_per_year"]) == {365 * 24}
+    assert set(registry["interval"]) == {"15m"}
+    assert set(registry["calendar"]) == {"24x7"} and set(registry["bars_per_year"]) == {365 * 96}
 
     client = TestClient(create_app(Settings(lake_root=root)))
-    response = client.get("/predict/BTC-USD", params={"interval": "1h"})
+    response = client.get("/predict/BTC-USD", params={"interval": "15m"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["symbol"] == "BTC-USD" and 0 <= body["prob_up"] <= 1
-    assert client.get("/chart/ETH-USD", params={"interval": "1h"}).status_code == 200
-    missing = client.get("/predict/SOL-USD", params={"interval": "1h"})
+    assert client.get("/chart/ETH-USD", params={"interval": "15m"}).status_code == 200
+    missing = client.get("/predict/SOL-USD", params={"interval": "15m"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_symbol"
 
 
@@ -91,17 +96,11 @@ BUCKET = "candlelake-drops"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_s3():
     """moto_server in a process of its own: the local runner's moto (mock_aws) resets the in-process
     backends, which an in-process server shares."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -160,9 +159,16 @@ def _drop(spark, tmp_path: Path, client, endpoint: str, key: str, body: bytes, n
 
 @pytest.fixture(scope="module")
 def dropped(spark, moto_s3, tmp_path_factory):
-    """BTC-USD-style daily bars of a named synthetic walk, every day of the week, dropped as a CSV."""
+    """Daily bars of three markets in one CSV: ETH-USD every day (the default folds need 1,265 labeled bars),
+    EURUSD=X on weekdays, BRK.B on exchange sessions; names with `-`, `=` and `.` all the way to the API."""
     endpoint, client = moto_s3
-    frame = named_candles("ETH-USD", 1_500, "1d", seed=5, calendar="24x7")  # the default folds need 1,265 labeled bars
+    frame = pd.concat(
+        [
+            named_candles("ETH-USD", 1_500, "1d", seed=5, calendar="24x7"),
+            named_candles("EURUSD=X", 1_100, "1d", seed=5, calendar="24x5"),
+            named_candles("BRK.B", 1_100, "1d", seed=5, calendar="sessions"),
+        ]
+    )
     csv = frame[["symbol", "ts", "open", "high", "low", "close", "volume"]].to_csv(index=False).encode()
     tmp_path = tmp_path_factory.mktemp("drop")
     with pytest.MonkeyPatch.context() as mp:
@@ -176,12 +182,19 @@ def test_the_rules_input_runs_the_pipeline_on_the_dropped_file(spark, dropped):
     root, first, versions, _ = dropped
     assert first.status == "SUCCEEDED", (first.error, first.cause)
     bronze = delta_io.read(spark, BRONZE_CANDLES, str(root)).toPandas()
-    assert set(bronze["symbol"]) == {"ETH-USD"} and len(bronze) == 1_500
+    assert bronze.groupby("symbol").size().to_dict() == {"BRK.B": 1_100, "ETH-USD": 1_500, "EURUSD=X": 1_100}
     assert set(bronze["source"]) == {"csv"}
     registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, str(root)).toPandas()
-    assert set(registry["calendar"]) == {"24x7"}  # every day of the week: crypto's calendar, measured
+    # The pooled portfolio holds a bar every day (ETH-USD's weekends): its calendar is 24x7, measured.
+    assert set(registry["calendar"]) == {"24x7"} and set(registry["bars_per_year"]) == {365}
     assert json.loads((root / "gold" / "models" / "latest").read_text())["version"]
     assert versions[GOLD_PREDICTIONS.name] is not None
+    client = TestClient(create_app(Settings(lake_root=str(root))))
+    for symbol in ("ETH-USD", "EURUSD=X", "BRK.B"):
+        response = client.get(f"/predict/{symbol}")
+        assert response.status_code == 200 and response.json()["symbol"] == symbol, response.text
+        assert client.get(f"/chart/{symbol}").status_code == 200, symbol
+    assert (root / "gold" / "models" / registry["model_version"].iloc[0] / "chart" / "EURUSD=X.json").is_file()
 
 
 def test_the_same_file_dropped_twice_changes_nothing(spark, dropped):
@@ -205,3 +218,23 @@ def test_a_malformed_drop_fails_the_execution_recorded_with_nothing_ingested(spa
     failures = delta_io.read(spark, GOLD_PIPELINE_FAILURES, root).toPandas()
     assert list(failures["state"]) == ["Ingest"]  # …but the failure, with its message
     assert "s3://candlelake-drops/lake/raw/prices.csv" in failures["message"].iloc[0] + failures["cause"].iloc[0]
+
+
+def test_gold_features_do_not_depend_on_the_calendar(spark):
+    """No feature assumes sessions: the same bars stamped every day round the clock (24x7) and on weekday
+    sessions give gold the same numbers, weekend bars included."""
+    from lakecontract.feature_spec import FEATURE_NAMES
+    from lakehouse.features import with_features
+    from lakehouse.sources.synthetic import bar_times
+    from tests.feature_frames import CANDLE_COLUMNS
+
+    bars = named_candles("BTC-USD", 400, "1h", seed=3, calendar="24x7")
+    crypto = bars[CANDLE_COLUMNS]
+    equity = crypto.assign(ts=bar_times("1h", 400, "sessions"))
+    assert (pd.to_datetime(crypto["ts"]).dt.dayofweek >= 5).sum() > 0
+
+    def gold(frame: pd.DataFrame) -> pd.DataFrame:
+        out = with_features(spark.createDataFrame(frame)).toPandas().sort_values("ts").reset_index(drop=True)
+        return out[["bar_no", "is_warm", "label_up", "label_ret_1", *FEATURE_NAMES]]
+
+    pd.testing.assert_frame_equal(gold(crypto), gold(equity))

@@ -10,7 +10,6 @@ instead of reaching for AWS.
 
 import argparse
 import json
-import socket
 from datetime import UTC, datetime
 
 import boto3
@@ -22,19 +21,14 @@ from lakehouse.config import add_config_arguments, config_from
 from lakehouse.ml.export import describe_latest, latest_version
 from lakehouse.quality.report import latest_report, write_report
 from lakehouse.quality.validate import ExpectationOutcome, ValidationRun
+from tests.local_servers import free_port
 
 BUCKET = "endpoint-test-lake"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -58,7 +52,7 @@ def cfg(moto_endpoint, monkeypatch, tmp_path):
     }.items():
         monkeypatch.setenv(key, value)
     # boto3's default endpoint, standing in for AWS: a port nobody listens on, one attempt.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     root = f"s3a://{BUCKET}/{tmp_path.name}"
     args = add_config_arguments(argparse.ArgumentParser()).parse_args(["--lake-root", root, "--s3-endpoint", endpoint])

@@ -69,6 +69,8 @@ REACHES: dict[str, Reaches] = {
     "synthetic_symbols": Reaches(("--synthetic-symbols", "100"), "--synthetic-symbols", "100", DAILY_JOBS),
     "synthetic_bars": Reaches(("--synthetic-bars", "700"), "--synthetic-bars", "700", DAILY_JOBS),
     "seed": Reaches(("--seed", "7"), "--seed", "7", DAILY_JOBS),
+    "calendar": Reaches(("--calendar", "24x7"), "--calendar", "24x7", DAILY_JOBS),
+    # execution input since issue 19 (the raw-drop rule sends it): every job that takes --source reads it
     "csv_path": Reaches(("--csv-path", "/data/bars.csv"), "--csv-path", "/data/bars.csv", DAILY_JOBS),
     "s3_endpoint": Reaches(
         ("--s3-endpoint", "http://127.0.0.1:9000"), "--s3-endpoint", "http://127.0.0.1:9000", DAILY_JOBS

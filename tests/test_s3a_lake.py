@@ -5,7 +5,6 @@ only the local one. moto runs as a real HTTP server, so the JVM's S3A client tal
 it would talk to S3.
 """
 
-import socket
 from datetime import UTC, datetime
 
 import boto3
@@ -17,23 +16,18 @@ from lakehouse.config import LakeConfig
 from lakehouse.jobs import build_silver, ingest_candles
 from lakehouse.spark import configure_s3_endpoint
 from lakehouse.tables import BRONZE_CANDLES, SILVER_CANDLES, SILVER_QUARANTINE
+from tests.local_servers import free_port
 
 pytestmark = pytest.mark.spark
 
 BUCKET = "candlelake-test-lake"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """One server for the module: the JVM caches its S3A filesystem per bucket, endpoint included,
     so a second server on another port would leave it calling the first (and retrying for minutes)."""
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

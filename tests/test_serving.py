@@ -746,10 +746,16 @@ def test_pipeline_runs_start_executions_on_step_functions_for_operators_one_at_a
         # StartExecution is idempotent on (name, input); the same name with another input is a conflict.
         status, again = call(OPERATOR, "POST", "/pipeline/runs", {"name": "nightly-1"})
         assert status == 202 and again["execution_arn"] == named["execution_arn"]
-        status, body = call(OPERATOR, "POST", "/pipeline/runs", {"name": "nightly-1", "source": "csv"})
+        status, body = call(
+            OPERATOR,
+            "POST",
+            "/pipeline/runs",
+            {"name": "nightly-1", "source": "csv", "csv_path": "s3://lake/raw/a.csv"},
+        )
         assert (status, body["error"]["code"]) == (409, "run_exists")
         assert call(READER, "GET", "/pipeline/runs/nope")[1]["error"]["code"] == "unknown_run"
         assert call(OPERATOR, "POST", "/pipeline/runs", {"source": "ftp"})[0] == 422
+        assert call(OPERATOR, "POST", "/pipeline/runs", {"source": "csv", "csv_path": "/etc/passwd"})[0] == 422
         assert call(OPERATOR, "POST", "/pipeline/runs", {"symbols": "A;rm -rf"})[0] == 422
         # The newest executions, for anyone who may read the API (the dashboard's runs panel).
         status, listing = call(READER, "GET", "/pipeline/runs")

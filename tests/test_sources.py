@@ -337,3 +337,60 @@ def test_csv_with_some_requested_symbols_returns_those_rows_only(tmp_path):
     )
     df = CsvSource(path).fetch(FetchRequest(("BBB", "MSFT"), "1d"))
     assert df["symbol"].tolist() == ["BBB"]
+
+
+def _crypto_download(tickers: list[str], interval: str) -> pd.DataFrame:
+    """yf.download's shape for crypto (recorded-shape, real BTC-USD values from the bundled file): a tz-naive
+    'Date' index for daily and weekly bars, weekends included; a 'Datetime' index in UTC for intraday bars."""
+    from lakehouse.sources.sample import BUNDLED
+
+    daily = BUNDLED["BTC-USD"]["1d"]().set_index("ts").loc["2021-10-21":"2021-10-25"]  # Thu … Mon
+    if interval in ("1d", "1wk"):
+        index = pd.DatetimeIndex(daily.index.tz_localize(None), name="Date")
+        if interval == "1wk":
+            index = pd.DatetimeIndex(
+                ["2021-10-04", "2021-10-11", "2021-10-18", "2021-10-25", "2021-11-01"], name="Date"
+            )
+    else:
+        index = pd.date_range("2021-10-23 23:30", periods=5, freq="15min", tz="UTC", name="Datetime")  # over midnight
+    values = daily.iloc[: len(index)]
+    columns = pd.MultiIndex.from_product(
+        [["Adj Close", "Close", "High", "Low", "Open", "Volume"], tickers], names=["Price", "Ticker"]
+    )
+    frame = pd.DataFrame(index=index, columns=columns, dtype="float64")
+    for k, ticker in enumerate(tickers):
+        scale = 1.0 if ticker == "BTC-USD" else 0.07  # ETH-USD: the same walk, scaled
+        for field, column in (("Open", "open"), ("High", "high"), ("Low", "low"), ("Close", "close")):
+            frame[(field, ticker)] = values[column].to_numpy() * scale
+        frame[("Adj Close", ticker)] = frame[("Close", ticker)]
+        frame[("Volume", ticker)] = values["volume"].to_numpy() / (k + 1)
+    return frame
+
+
+@pytest.mark.parametrize("interval", ["1d", "15m", "1wk"])
+def test_yfinance_crypto_bars_keep_their_weekends_and_land_on_the_grid(interval):
+    from lakecontract.candle_rules import series_failures
+
+    seen = {}
+
+    def download(**kwargs):
+        seen.update(kwargs)
+        return _crypto_download(kwargs["tickers"], kwargs["interval"])
+
+    now = datetime(2021, 12, 1, tzinfo=UTC)
+    src = YFinanceSource(download=download, now=lambda: now)
+    df = src.fetch(FetchRequest(("BTC-USD", "ETH-USD"), interval, start=datetime(2021, 1, 1, tzinfo=UTC)))
+    _assert_canonical(df)
+    assert df.groupby("symbol").size().to_dict() == {"BTC-USD": 5, "ETH-USD": 5}
+    btc = df[df.symbol == "BTC-USD"]
+    micros = (btc["ts"].astype("int64") // 1_000).tolist()
+    values = {c: btc[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")}
+    assert series_failures(interval, micros, values, now_micros=int(now.timestamp() * 1e6)) == [[]] * 5
+    if interval == "1d":
+        assert {t.day_name() for t in btc["ts"]} >= {"Saturday", "Sunday"}
+        assert all(t.hour == 0 for t in btc["ts"])
+    if interval == "15m":  # Yahoo serves 60 days of sub-hourly bars: the request starts 59 days back
+        assert seen["start"] == "2021-10-03"
+        assert btc["ts"].iloc[1] == pd.Timestamp("2021-10-23 23:45", tz="UTC")
+    if interval == "1wk":  # the whole history, Mondays
+        assert seen["start"] == "2021-01-01" and {t.day_name() for t in btc["ts"]} == {"Monday"}

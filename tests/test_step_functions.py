@@ -332,8 +332,9 @@ def test_the_intraday_machine_brings_its_default_1h_and_5m_bars_to_silver(spark,
     ]  # fmt: skip
     assert [r["job"] for r in history["glue_runs"]] == ["candlelake-ingest-candles", "candlelake-build-silver"]
     assert "intervals" not in history["input"]  # left to the Defaults state
-    # Silver, by hand: the synthetic universe starts 2015-01-02 00:00 UTC; bar k is k steps later, so
-    # the last of 300 bars is 299 h (12 d 11 h) or 299 × 5 min (24 h 55 min) after the first.
+    # Silver, by hand: the synthetic universe's sessions open 14:30 UTC on weekdays from Fri 2015-01-02,
+    # 7 one-hour or 78 five-minute bars each. 300 h-bars = 42 sessions + 6 bars: the 43rd business day
+    # (Tue 2015-03-03) at 14:30 + 5 h; 300 5m-bars = 3 sessions + 66: the 4th (Wed 01-07) at 14:30 + 65 × 5 min.
     rows = (
         delta_io.read(spark, SILVER_CANDLES, str(root))
         .groupBy("interval")
@@ -347,8 +348,8 @@ def test_the_intraday_machine_brings_its_default_1h_and_5m_bars_to_silver(spark,
     got = {r.interval: (r.n, r.symbols, r.first.astimezone(UTC), r.last.astimezone(UTC)) for r in rows.collect()}
     n = INTRADAY_SYMBOLS * INTRADAY_BARS
     assert got == {
-        "1h": (n, 2, datetime(2015, 1, 2, tzinfo=UTC), datetime(2015, 1, 14, 11, tzinfo=UTC)),
-        "5m": (n, 2, datetime(2015, 1, 2, tzinfo=UTC), datetime(2015, 1, 3, 0, 55, tzinfo=UTC)),
+        "1h": (n, 2, datetime(2015, 1, 2, 14, 30, tzinfo=UTC), datetime(2015, 3, 3, 19, 30, tzinfo=UTC)),
+        "5m": (n, 2, datetime(2015, 1, 2, 14, 30, tzinfo=UTC), datetime(2015, 1, 7, 19, 55, tzinfo=UTC)),
     }
     assert not (root / "gold" / "models").exists()  # ingest only: no features, no training
 

@@ -68,14 +68,14 @@ def run(
     log: Log,
     model_version: str | None = None,
 ) -> JobSummary:
-    """Publish `model_version` (default: the newest in gold/model_registry; nothing when `latest` names it
-    already, as after a training run that found nothing new to train)."""
+    """Publish `model_version` (default: the newest in gold/model_registry; nothing when `latest` already names
+    it and nothing it was published from has changed, as after a training run that found nothing to train)."""
     root, endpoint = cfg.resolved_root, cfg.s3_endpoint  # artifacts and tables live in the same store
     started = time.monotonic()
     asked = model_version
     model_version, rows = _registry_rows(spark, root, model_version)
-    if asked is None and latest_version(root, s3_endpoint=endpoint) == model_version:
-        log(f"[export] {model_version} is the newest trained version and published already: nothing to export")
+    if asked is None and _published_as_is(spark, cfg, model_version, rows):
+        log(f"[export] {model_version} is published already from these very rows: nothing to export")
         return JobSummary(
             JOB, rows_read=0, rows_written=0, details={"model_version": model_version, "skipped": "published"}
         )
@@ -112,6 +112,34 @@ def run(
             "promoted": ",".join(promoted_ids) or "none",
             "seconds": round(time.monotonic() - started, 1),
         },
+    )
+
+
+def _published_as_is(spark: SparkSession, cfg: LakeConfig, model_version: str, rows: list[dict[str, Any]]) -> bool:
+    """Whether `latest` names `model_version` and publishing it again would publish the same thing: the same
+    registry rows (a promotion rule applied to edited rows publishes anew), the same gold table version for the
+    snapshot, the same symbols."""
+    from lakehouse import delta_io
+    from lakehouse.tables import gold_features
+
+    root, endpoint = cfg.resolved_root, cfg.s3_endpoint
+    if latest_version(root, s3_endpoint=endpoint) != model_version:
+        return False
+    store = ObjectStore(root, f"{MODELS_DIR}/{model_version}", endpoint=endpoint)
+    try:
+        manifest, published = json.loads(store.read(MANIFEST)), json.loads(store.read(REGISTRY))
+        symbols = set(json.loads(store.read(FEATURES))["symbols"])
+    except FileNotFoundError:
+        return False
+
+    def canonical(registry: list[dict[str, Any]]) -> str:
+        return json.dumps(sorted(registry, key=lambda r: r["model_id"]), default=str, sort_keys=True)
+
+    table_version = delta_io.version(spark, gold_features(manifest["interval"]), root)
+    return (
+        canonical(published) == canonical(json.loads(json.dumps(rows, default=str)))
+        and manifest["lineage"]["snapshot_table_version"] == table_version
+        and (not cfg.symbols or set(cfg.symbols) == symbols)
     )
 
 

@@ -55,40 +55,26 @@ def run(
 ) -> JobSummary:
     """Train and evaluate every candidate on `settings.interval`'s gold features."""
     from lakehouse import delta_io
-    from lakehouse.ml import dataset, plots, tracking
+    from lakehouse.ml import dataset, tracking
     from lakehouse.tables import GOLD_MODEL_REGISTRY
 
     model_version = f"{now:%Y%m%dT%H%M%S}Z"
     root = cfg.resolved_root
     started = time.monotonic()
     data, folds = _training_rows(spark, cfg, settings, log)
-    key = training_key(data, cfg.symbols, settings)
-    trained = _trained_as(spark, root, key)
-    if trained is not None:
-        log(
-            f"[train] {data.table}@v{data.table_version} was trained with these settings already, as model version "
-            f"{trained}: nothing new to train"
-        )
-        return JobSummary(
-            JOB,
-            rows_read=len(data.frame),
-            rows_written=0,
-            versions={data.table: data.table_version},
-            details={"model_version": trained, "models": 0, "skipped": "already trained"},
-        )
     families = _candidates(settings)
+    key = training_key(data, cfg.symbols, settings, [f.name for f in families])
+    if (trained := _trained_already(spark, root, key, data, log)) is not None:
+        return trained
     with _rows_cached(data, any(f.fits_on_cluster for f in families)):
         results = _evaluated_all(families, data, folds, settings, log)
     rows = _write_artifacts(results, data, cfg, settings, model_version, run_id, now, key)
-    reports = ObjectStore(root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
-    pngs = plots.render(results)
-    for name, png in pngs.items():
-        reports.write_bytes(name, png, "image/png")
+    pngs, plots_uri = _write_plots(results, cfg, model_version)
     written = delta_io.append(spark, spark.createDataFrame(rows, GOLD_MODEL_REGISTRY.schema), GOLD_MODEL_REGISTRY, root)
     log(f"[train] leaderboard (holdout fold {folds[-1].test_start:%Y-%m-%d}…{folds[-1].test_end:%Y-%m-%d}):")
     log(f"[train] Sharpe and CAGR annualised on {data.calendar.describe()}")
     log(leaderboard(rows))
-    log(f"[train] plots: {reports.uri()}")
+    log(f"[train] plots: {plots_uri}")
     tracking.log_training(  # MLflow, when MLFLOW_TRACKING_URI is set; the registry above stays the record
         rows,
         pngs,
@@ -144,8 +130,20 @@ def _training_rows(
     return data, folds
 
 
-def _trained_as(spark: SparkSession, root: str, key: str) -> str | None:
-    """The model version already trained under `key` (see train.training_key), if any."""
+def _write_plots(results: list[ModelResult], cfg: LakeConfig, model_version: str) -> tuple[dict[str, bytes], str]:
+    """The run's PNG plots under reports/training/<version>/: (the plots, where they are)."""
+    from lakehouse.ml import plots
+
+    reports = ObjectStore(cfg.resolved_root, f"{TRAINING_REPORTS_DIR}/{model_version}", endpoint=cfg.s3_endpoint)
+    pngs = plots.render(results)
+    for name, png in pngs.items():
+        reports.write_bytes(name, png, "image/png")
+    return pngs, reports.uri()
+
+
+def _trained_already(spark: SparkSession, root: str, key: str, data: TrainingData, log: Log) -> JobSummary | None:
+    """The summary of a run with nothing to train: a model version in gold/model_registry was trained under
+    `key` (see train.training_key). None: train."""
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
@@ -157,7 +155,19 @@ def _trained_as(spark: SparkSession, root: str, key: str) -> str | None:
     if "training_key" not in registry.columns:  # a registry from before the key: nothing matches
         return None
     row = registry.where(F.col("training_key") == key).agg(F.max("model_version")).first()
-    return None if row is None or row[0] is None else str(row[0])
+    if row is None or row[0] is None:
+        return None
+    log(
+        f"[train] {data.table}@v{data.table_version} was trained with these settings and this code already, as "
+        f"model version {row[0]}: nothing new to train"
+    )
+    return JobSummary(
+        JOB,
+        rows_read=len(data.frame),
+        rows_written=0,
+        versions={data.table: data.table_version},
+        details={"model_version": str(row[0]), "models": 0, "skipped": "already trained"},
+    )
 
 
 def _candidates(settings: TrainSettings) -> list[ModelFamily]:

@@ -45,10 +45,11 @@ class TrainSettings:
     spark_workers: int = 1  # xgboost.spark workers (≤ Spark's task slots)
 
 
-def training_key(data: TrainingData, symbols: tuple[str, ...], settings: TrainSettings) -> str:
-    """What a training run is a function of: the table version it read, the symbols, every setting and the
-    feature spec. A run whose key is already in gold/model_registry would train the same models on the
-    same rows again (a CSV dropped twice, a schedule firing on a day with no new bars), so it does not."""
+def training_key(data: TrainingData, symbols: tuple[str, ...], settings: TrainSettings, families: list[str]) -> str:
+    """What a training run is a function of: the table version it read, the symbols, every setting, the
+    candidate families, the feature spec and the training code itself. A run whose key is in gold/model_registry
+    already would fit the same models on the same rows again (a CSV dropped twice, a schedule firing on a
+    day with no new bars), so it does not; a deployment of new training code changes the key and retrains."""
     import hashlib
 
     basis = {
@@ -56,9 +57,28 @@ def training_key(data: TrainingData, symbols: tuple[str, ...], settings: TrainSe
         "table_version": data.table_version,
         "symbols": sorted(symbols),
         "settings": asdict(settings),
+        "families": families,
         "feature_spec": spec_hash(),
+        "code": _code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _code_fingerprint() -> str:
+    """sha256 of the sources of lakehouse.ml's modules, read through their loaders (a zip on Glue, files here)."""
+    import hashlib
+    import importlib.util
+    import pkgutil
+
+    import lakehouse.ml
+
+    digest = hashlib.sha256()
+    for module in sorted(m.name for m in pkgutil.iter_modules(lakehouse.ml.__path__, "lakehouse.ml.")):
+        spec = importlib.util.find_spec(module)
+        loader = spec.loader if spec else None
+        source = loader.get_source(module) if loader is not None and hasattr(loader, "get_source") else None
+        digest.update(f"{module}\n{source or ''}".encode())
+    return digest.hexdigest()
 
 
 def hardware() -> dict[str, Any]:

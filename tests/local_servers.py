@@ -1,0 +1,10 @@
+"""Helpers for tests that start a local server (moto_server, uvicorn)."""
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
