@@ -238,3 +238,25 @@ def test_gold_features_do_not_depend_on_the_calendar(spark):
         return out[["bar_no", "is_warm", "label_up", "label_ret_1", *FEATURE_NAMES]]
 
     pd.testing.assert_frame_equal(gold(crypto), gold(equity))
+
+
+def test_the_real_btc_usd_15m_file_through_silver_by_hand(spark, tmp_path):
+    """8,721 published bars: 3 partial bars off the grid, and the 32 timestamps two downloads overlap on (21 with
+    the same values: the first kept, the repeat quarantined; 11 with other values: both quarantined). Every bar
+    stamped +01:00 lands on the same UTC grid as the +00:00 ones."""
+    from datetime import UTC, datetime
+
+    from lakehouse.jobs import build_silver, ingest_candles
+    from lakehouse.tables import SILVER_QUARANTINE
+
+    cfg = LakeConfig(lake_root=str(tmp_path / "lake"), source="sample", symbols=("BTC-USD",), intervals=("15m",))
+    now, quiet = datetime(2026, 1, 1, tzinfo=UTC), {"run_id": None, "log": lambda *_: None}
+    assert ingest_candles.run(spark, cfg, now=now, **quiet).rows_written == 8_721
+    built = build_silver.run(spark, cfg, now=now, **quiet)
+    assert (built.rows_written, built.rows_quarantined) == (8_721 - 46, 3 + 21 + 2 * 11)
+    rules = delta_io.read(spark, SILVER_QUARANTINE, cfg.resolved_root).groupBy("rule").count().collect()
+    assert {r.rule: r["count"] for r in rules} == {
+        "off_interval_grid": 3,
+        "duplicate_row": 21,
+        "conflicting_duplicate": 22,
+    }
