@@ -7,11 +7,11 @@ instead of √(365·288): 2.3× too small. So the calendar is read off the times
 
 | calendar | what the series shows                               | days a year | bars a day (intraday)        |
 |----------|-----------------------------------------------------|-------------|------------------------------|
-| 24x7     | a fifth or more of its bars fall on a weekend (UTC) | 365         | 24 h of bars                 |
+| 24x7     | a fifth or more of its timestamps on a weekend (UTC) | 365        | 24 h of bars                 |
 | 24x5     | weekdays only, bars round the clock (≥ 20 h a day); daily bars on ≥ 256 days a year | 260 | 24 h of bars |
 | sessions | weekdays only, shorter days (an exchange session)   | 252         | the median bars per day seen |
 
-Weekly bars are annualised by 365.25 / 7 whatever the market. A daily series shorter than a year
+Weekly bars are annualised by 365.25 / 7 whatever the market (calendar `weekly`). A daily series shorter than a year
 cannot tell 24x5 from sessions (a year of weekdays is 260 days, of sessions 252) and is read as
 sessions. Crypto's weekend share is 2/7 ≈ 0.29; FX's Sunday-evening open puts ~2% of its bars on
 a weekend; an exchange's, none — so the 0.2 threshold is far from each.
@@ -79,7 +79,10 @@ def calendar(name: str, interval: str, bars_per_day: float | None = None, how: s
 
 
 def measure(ts: pd.Series | pd.DatetimeIndex | np.ndarray, interval: str) -> Calendar:
-    """The calendar of the bars stamped `ts` (one series or the union of several, any order)."""
+    """The calendar of the bars stamped `ts` (one series or the union of several, any order): read off the
+    distinct timestamps, as a portfolio of the series has a return at each."""
+    if interval == "1wk":
+        return Calendar("weekly", interval, WEEKS_PER_YEAR, "a bar a week on every market")
     times = pd.DatetimeIndex(pd.to_datetime(pd.Series(np.asarray(ts)).dropna(), utc=True)).unique()
     if len(times) == 0:
         return calendar("sessions", interval, how="default: no bars to measure")

@@ -78,7 +78,7 @@ def test_an_equity_five_minute_series_is_annualised_by_252_sessions_of_78_bars()
             "sessions",
             252 * 7,
         ),
-        (pd.date_range("2021-01-04", periods=30, freq="7D", tz="UTC"), "1wk", "sessions", WEEKS_PER_YEAR),
+        (pd.date_range("2021-01-04", periods=30, freq="7D", tz="UTC"), "1wk", "weekly", WEEKS_PER_YEAR),
         (pd.DatetimeIndex([], tz="UTC"), "1d", "sessions", 252),
     ],
 )

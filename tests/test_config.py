@@ -48,6 +48,8 @@ def test_glue_style_arguments_a_state_machine_passes():
         ({"intervals": ("1w",)}, "unsupported interval"),
         ({"source": "csv"}, "--csv-path"),
         ({"lake_root": "gs://bucket"}, "unsupported lake root scheme"),
+        ({"source": "synthetic", "calendar": "lunar"}, "unknown --calendar 'lunar'"),
+        ({"source": "sample", "calendar": "24x7"}, "training measures from their timestamps"),
     ],
 )
 def test_bad_values_get_clear_errors(kwargs, message):

@@ -325,3 +325,23 @@ def test_the_row_cap_by_hand():
     assert per_symbol_limit({"A": 10, "B": 100}, 1) == 0  # fewer rows than symbols: nothing fits evenly
     with pytest.raises(ValueError, match="at least 1"):
         per_symbol_limit({"A": 1}, 0)
+
+
+def test_the_training_key_changes_with_everything_training_depends_on(monkeypatch):
+    """A run is skipped when its key is in the registry already (a repeated drop), so the key must move with the
+    table version, the symbols, each setting, the candidate families and the training code."""
+    from types import SimpleNamespace
+
+    from lakehouse.ml import train
+    from lakehouse.ml.train import TrainSettings, training_key
+
+    def key(version=3, symbols=(), settings=None, families=("direction_logistic",)):
+        data = SimpleNamespace(table="gold/features_1d", table_version=version)
+        return training_key(data, symbols, settings or TrainSettings(), list(families))  # type: ignore[arg-type]
+
+    base = key()
+    assert key() == base and len(base) == 16
+    assert len({base, key(version=4), key(symbols=("BTC-USD",)), key(settings=TrainSettings(folds=4)),
+                key(families=("direction_logistic", "return_ridge"))}) == 5  # fmt: skip
+    monkeypatch.setattr(train, "_code_fingerprint", lambda: "another build of lakehouse.ml")
+    assert key() != base
