@@ -112,7 +112,6 @@ def _source_for(cfg: LakeConfig) -> CandleSource:
             n_bars=cfg.synthetic_bars,
             seed=cfg.seed,
             calendar=cfg.calendar,
-            symbols=cfg.symbols,
         )
     return get_source(cfg.source)
 

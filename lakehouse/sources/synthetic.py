@@ -110,13 +110,11 @@ class SyntheticSource:
         n_bars: int = 2_000,
         seed: int = 42,
         calendar: str = "sessions",
-        symbols: tuple[str, ...] = (),
     ) -> None:
         self.n_symbols, self.n_bars, self.seed, self.calendar = n_symbols, n_bars, seed, calendar
-        self.symbols = symbols
 
     def fetch(self, request: FetchRequest) -> pd.DataFrame:
-        wanted = request.symbols or self.symbols
+        wanted = request.symbols
         universe = synthetic_symbols(self.n_symbols)
         frames = []
         if not wanted or any(s in universe for s in wanted):
