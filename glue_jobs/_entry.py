@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from lakehouse.config import ConfigError, add_config_arguments, config_from
+from lakehouse.conflicts import ConflictsExhausted, retry_on_conflict
 from lakehouse.job_summary import JobFailed, JobSummary
 from lakehouse.sources import SourceError
 from lakehouse.spark import SparkSetupError, session_for
@@ -51,7 +52,8 @@ def run_job(
     failures to exit code 1.
 
     `job` is the job's module in lakehouse/jobs (its JOB and `run`); `options` maps the parsed
-    arguments to the job's own keyword options."""
+    arguments to the job's own keyword options. A run that loses a Delta commit race to another writer
+    is run again from the start (lakehouse/conflicts.py), at most a few times."""
     name = job.JOB
     args, ignored = parser.parse_known_args(argv)
     if ignored:
@@ -61,16 +63,21 @@ def run_job(
     try:
         cfg = config_from(args)
         print(f"[{name}] {cfg.describe()}")
-        summary: JobSummary = job.run(
-            session_for(cfg.s3_endpoint, name),
-            cfg,
-            run_id=args.run_id,
-            now=datetime.now(UTC),
+        spark = session_for(cfg.s3_endpoint, name)
+        summary: JobSummary = retry_on_conflict(
+            lambda: job.run(
+                spark,
+                cfg,
+                run_id=args.run_id,
+                now=datetime.now(UTC),
+                log=print,
+                **(options(args) if options else {}),
+            ),
+            what=name,
             log=print,
-            **(options(args) if options else {}),
         )
         print(summary.line(), file=sys.stdout)
-    except (ConfigError, SourceError, SparkSetupError, JobFailed) as exc:
+    except (ConfigError, SourceError, SparkSetupError, JobFailed, ConflictsExhausted) as exc:
         print(f"[{name}] FAILED: {exc}", file=sys.stderr)
         _LAST_FAILURE.message = f"{type(exc).__name__}: {exc}"
         return 1
