@@ -21,6 +21,16 @@ WRITES: dict[str, tuple[str, ...]] = {
     "train_models": ("gold/model_artifacts/", "gold/model_registry/", "reports/training/"),
     "export_models": ("gold/models/", "gold/model_registry/", "gold/predictions/"),
     "record_failure": ("gold/pipeline_failures/",),
+    # Compaction and VACUUM rewrite and delete the files of every Delta table (not gold/models/, not reports).
+    "maintain_tables": (
+        "bronze/",
+        "silver/",
+        "gold/features_",
+        "gold/dq_results/",
+        "gold/model_registry/",
+        "gold/predictions/",
+        "gold/pipeline_failures/",
+    ),
 }
 # The prefix only export may write: the published model versions and the `latest` pointer.
 PUBLISHED_MODELS = "gold/models/"

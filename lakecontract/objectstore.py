@@ -110,6 +110,39 @@ class ObjectStore:
             raise
         return str(path)
 
+    def create(self, name: str, text: str, content_type: str = "application/json") -> bool:
+        """Write `name` only if it does not exist, atomically: of two writers racing, exactly one gets True.
+        Locally an O_EXCL create; on S3 a conditional PUT (`If-None-Match: *`, answered 412 when the key
+        exists), so the lake's run lock needs no other service."""
+        if self.folder is not None:
+            path = self.folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return True
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client().put_object(
+                Bucket=self.bucket, Key=self._key(name), Body=text.encode(), ContentType=content_type, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def delete(self, name: str) -> None:
+        """Remove `name`; a missing one is not an error."""
+        if self.folder is not None:
+            (self.folder / name).unlink(missing_ok=True)
+        else:
+            self._client().delete_object(Bucket=self.bucket, Key=self._key(name))
+
     def read_bytes(self, name: str) -> bytes:
         if self.folder is not None:
             try:

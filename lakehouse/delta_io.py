@@ -90,7 +90,7 @@ def _user_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iter
     """Attach `metadata` (JSON) to the commits made inside: it lands atomically with the data,
     so what a job records about its input can never disagree with what it wrote."""
     settings = {} if metadata is None else {_USER_METADATA: json.dumps(metadata, sort_keys=True)}
-    with _session_conf(spark, settings):
+    with session_settings(spark, settings):
         yield
 
 
@@ -109,12 +109,12 @@ def writing(spark: SparkSession, tbl: Table, metadata: dict[str, Any] | None = N
     if tbl.dictionary_columns is not None:
         settings[_PARQUET_DICTIONARY] = "false"
         settings.update({f"{_PARQUET_DICTIONARY}#{c}": "true" for c in tbl.dictionary_columns})
-    with _session_conf(spark, settings), _user_metadata(spark, metadata):
+    with session_settings(spark, settings), _user_metadata(spark, metadata):
         yield
 
 
 @contextmanager
-def _session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+def session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
     """Set session settings for the block and put back what was there before (set or unset)."""
     before = {k: spark.conf.get(k, None) for k in settings}
     for key, value in settings.items():

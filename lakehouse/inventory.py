@@ -8,8 +8,8 @@ import sys
 from pyspark.sql import SparkSession
 
 from lakehouse import delta_io
-from lakehouse.config import SUPPORTED_INTERVALS, add_config_arguments, config_from
-from lakehouse.tables import REGISTRY, Table, gold_features
+from lakehouse.config import add_config_arguments, config_from
+from lakehouse.tables import Table, every_table
 
 
 def inventory(spark: SparkSession, root: str) -> list[dict[str, str | int | None]]:
@@ -26,7 +26,7 @@ def inventory(spark: SparkSession, root: str) -> list[dict[str, str | int | None
             "rows": delta_io.read(spark, tbl, root).count() if present else None,
         }
 
-    tables = [*REGISTRY.values(), *(gold_features(i) for i in SUPPORTED_INTERVALS)]
+    tables = every_table()
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="inventory") as pool:
         return list(pool.map(one, tables))
 

@@ -303,6 +303,13 @@ REGISTRY: dict[str, Table] = {
 }
 
 
+def every_table() -> tuple[Table, ...]:
+    """Every table of the lake: the registry and gold's features table of each supported bar size."""
+    from lakecontract.constants import INTERVALS
+
+    return (*REGISTRY.values(), *(gold_features(i) for i in INTERVALS))
+
+
 def table(name: str) -> Table:
     if name.startswith("gold/features_"):
         return gold_features(name.removeprefix("gold/features_"))

@@ -15,7 +15,8 @@ from typing import Any
 HERE = Path(__file__).parent
 PIPELINE = HERE / "pipeline.asl.json"
 INGEST_INTRADAY = HERE / "ingest_intraday.asl.json"
-DEFINITIONS = (PIPELINE, INGEST_INTRADAY)
+MAINTENANCE = HERE / "maintenance.asl.json"
+DEFINITIONS = (PIPELINE, INGEST_INTRADAY, MAINTENANCE)
 
 # ASL placeholder → the glue_jobs module that is that Glue job's script.
 GLUE_JOBS = {
@@ -25,6 +26,7 @@ GLUE_JOBS = {
     "TrainJobName": "train_models",
     "ExportJobName": "export_models",
     "RecordFailureJobName": "record_failure",
+    "MaintainTablesJobName": "maintain_tables",
 }
 # State name → placeholder of the job it runs (what fault injection names).
 STATE_JOBS = {
@@ -35,6 +37,7 @@ STATE_JOBS = {
     "Export": "ExportJobName",
     "RecordFailure": "RecordFailureJobName",
     "RecordQualityHalt": "RecordFailureJobName",
+    "MaintainTables": "MaintainTablesJobName",
 }
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z]+)\}")
 # The deployment's settings, the other placeholders. `LakeRoot` is the lake every job of a machine

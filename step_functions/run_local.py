@@ -11,7 +11,8 @@ ends with a summary of the lake.
 Exit codes: 0 the execution SUCCEEDED; 1 it did not (FAILED, TIMED_OUT, ABORTED: the state table
 and the error say where); 2 the command line is wrong (an unknown flag, a bad lake setting, a
 malformed --inject-fault, no such --definition file, an option that definition does not read) and
-nothing was executed.
+nothing was executed; 3 another run holds the lake (lakehouse/lake_lock.py: the message names it)
+and nothing was executed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lakecontract.constants import RUNS_DIR
+from lakehouse import lake_lock
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
 from step_functions import definitions
 from step_functions.moto_glue import MOTO_CONFIG, JobFunction, LocalGlue, parse_faults
@@ -38,7 +40,7 @@ from step_functions.moto_glue import MOTO_CONFIG, JobFunction, LocalGlue, parse_
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/candlelake-local"
 TRAIN_FIELDS = ("interval", "folds", "test_bars", "gap", "epochs", "window", "max_rows", "spark_workers")
-EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 # Lake settings that are not execution input (the ASL passes no such argument): on AWS they are the
 # Glue jobs' DefaultArguments; locally every job gets them as flags, or `--synthetic-bars 700` would
 # be silently ignored and the jobs would run with their defaults.
@@ -223,6 +225,11 @@ def _follow(sfn: Any, arn: str, log: Callable[[str], object]) -> dict[str, Any]:
         time.sleep(1.0)
 
 
+def execution_name() -> str:
+    """A fresh execution name: UTC start time and a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
 def execute(
     definition: Path,
     execution_in: dict[str, Any],
@@ -251,7 +258,7 @@ def execute(
 
     substitutions = definitions.substitutions(lake_root, definitions.LOCAL_DEFAULT_SOURCE)
     asl = definitions.render(definition, substitutions)
-    name = name or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    name = name or execution_name()
     started_wall = time.monotonic()
     with mock_aws(config=MOTO_CONFIG):
         creds = {"region_name": REGION, "aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -401,15 +408,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"[run_local] {definition} on {cfg.resolved_root} (moto Step Functions interpreter)")
-    execution = execute(
-        definition,
-        execution_in,
-        lake_root=cfg.resolved_root,
-        job_arguments=job_default_arguments(cfg, given_only=True),
-        faults=args.inject_fault,
-        retry_scale=args.retry_wait_scale,
-        name=args.name,
-    )
+    name = args.name or execution_name()
+    try:
+        with lake_lock.holding(cfg.resolved_root, name, endpoint=cfg.s3_endpoint):
+            execution = execute(
+                definition,
+                execution_in,
+                lake_root=cfg.resolved_root,
+                job_arguments=job_default_arguments(cfg, given_only=True),
+                faults=args.inject_fault,
+                retry_scale=args.retry_wait_scale,
+                name=name,
+            )
+    except lake_lock.LakeBusy as exc:
+        print(f"[run_local] {name} refused, nothing was executed: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     print(f"[run_local] execution {execution.name}: {execution.status} in {execution.seconds:.1f}s")
     print(state_table(execution))
     print(f"[run_local] history: {save_history(execution, cfg.resolved_root, cfg.s3_endpoint)}")
