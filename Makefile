@@ -12,6 +12,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 STAMPS := .stamps
 JARS := .jars
+LOG_STORE_JAR := $(JARS)/delta-storage-s3-dynamodb-3.3.2.jar
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYTHONUNBUFFERED := 1
@@ -22,12 +23,12 @@ ARGS ?=
 BENCH_ARGS ?= --full-timeout 600
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer glue-lock glue-wheels dashboard bootstrap deploy destroy
+.PHONY: help setup run test test-fast check test-random validate-asl lint format lock inventory dq-report docs bench bench-features bench-window-sweep bench-incremental bench-silver bench-train bench-pooling bench-maintenance maintain clean clean-lake serve serving-requirements serving-size bench-api mlflow-ui query synth lambda-layer glue-lock glue-wheels dashboard bootstrap deploy destroy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(STAMPS)/deps $(STAMPS)/jars ## create .venv, install locked deps, fetch JARs (idempotent)
+setup: $(STAMPS)/deps $(STAMPS)/jars $(LOG_STORE_JAR) ## create .venv, install locked deps, fetch JARs (idempotent)
 
 $(STAMPS)/npm: step_functions/package.json step_functions/package-lock.json
 	@mkdir -p $(STAMPS)
@@ -70,12 +71,20 @@ $(STAMPS)/jars: pom.xml
 	mvn -q -B dependency:copy-dependencies -DoutputDirectory=$(JARS)
 	@touch $@
 
+# Delta's DynamoDB log store (safe concurrent writers on S3): the registries reachable here do not serve
+# io.delta:delta-storage-s3-dynamodb, so it is compiled from its vendored sources (infra/delta_logstore/).
+$(LOG_STORE_JAR): $(STAMPS)/deps $(STAMPS)/jars infra/delta_logstore/build.sh $(shell find infra/delta_logstore/src -name '*.java')
+	bash infra/delta_logstore/build.sh $@
+
 lock: | $(PY) ## re-resolve requirements.lock from pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip compile -q pyproject.toml --extra dev --extra serving --python-version 3.11 --generate-hashes -o requirements.lock
 
 run: setup ## the pipeline's state machine end to end on the bundled offline data (ARGS="--symbols MSFT" …)
 	$(PY) -m step_functions.run_local $(ARGS)
+
+maintain: setup ## compact, set retention on and VACUUM every lake table via step_functions/maintenance.asl.json (ARGS="--lake-root …")
+	$(PY) -m step_functions.run_local --definition step_functions/maintenance.asl.json $(ARGS)
 
 inventory: setup ## print the lake's tables, versions and row counts
 	$(PY) -m lakehouse.inventory $(ARGS)

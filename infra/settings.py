@@ -30,6 +30,9 @@ class InfraSettings:
     daily_schedule: str = "cron(30 22 ? * MON-FRI *)"  # after the US close, UTC
     intraday_schedule: str = "cron(5 14-21 ? * MON-FRI *)"  # hourly during US trading hours, UTC
     intraday_enabled: bool = True
+    maintenance_schedule: str = "cron(0 6 ? * SUN *)"  # weekly, when no daily or intraday run is due, UTC
+    maintenance_retention_hours: int = 168  # VACUUM's retention (the floor; time travel further back is lost)
+    delta_log_store_jar: str = str(REPO / ".jars" / "delta-storage-s3-dynamodb-3.3.2.jar")  # `make setup` builds it
     athena_bytes_scanned_limit: int = 1_000_000_000  # per query: an accident costs cents, not dollars
     api_memory_mb: int = 1024
     # At most this many API instances at once: a flood of requests (or a loop in a client) costs at most

@@ -100,9 +100,11 @@ def footprint(spark: SparkSession, path: str) -> Footprint:
     """Live files and bytes from the Delta log (`DESCRIBE DETAIL`); stored ones by listing the folder
     (every data file, referenced or not, except the log)."""
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("numFiles", "sizeInBytes").first()
+    if detail is None:
+        raise RuntimeError(f"DESCRIBE DETAIL of {path} returned no row")
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     files = fs.listFiles(hadoop_path, True)
     stored_files = stored_bytes = 0
     while files.hasNext():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from lakehouse import log_store
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JARS_DIR = Path(os.environ.get("CANDLELAKE_JARS_DIR", REPO_ROOT / ".jars"))
 REQUIRED_JARS = (
@@ -24,6 +26,7 @@ REQUIRED_JARS = (
     "delta-storage-3.3.2.jar",
     "hadoop-aws-3.3.4.jar",
     "aws-java-sdk-bundle-1.12.262.jar",
+    "delta-storage-s3-dynamodb-3.3.2.jar",  # built from infra/delta_logstore/ by `make setup`
 )
 
 DELTA_CONF = {
@@ -73,7 +76,8 @@ def local_conf(*, shuffle_partitions: int = 4, driver_memory: str = "4g") -> dic
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(REPO_ROOT / "build" / "spark-warehouse"),
-        # Delta's S3 log store is the default for s3/s3a; plain s3:// maps to S3A off Glue.
+        # s3:// maps to S3A off Glue. Delta's default S3 log store is safe for one driver per table only;
+        # CANDLELAKE_DELTA_LOG_TABLE (below) switches to the DynamoDB one, as the Glue jobs are deployed.
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.aws.credentials.provider": ("com.amazonaws.auth.DefaultAWSCredentialsProviderChain"),
         # Basic Delta protocol for new tables: Athena and other readers accept it.
@@ -83,6 +87,9 @@ def local_conf(*, shuffle_partitions: int = 4, driver_memory: str = "4g") -> dic
         # 2 cores. One per core is plenty for logs of this size.
         "spark.databricks.delta.snapshotPartitions": str(max(2, shuffle_partitions // 2)),
     }
+    log_table = os.environ.get(log_store.TABLE_ENV)
+    if log_table:  # s3:// and s3a:// commits arbitrated by DynamoDB: safe with other drivers writing (log_store.py)
+        conf.update(log_store.log_store_conf(log_table, os.environ.get("AWS_REGION", "us-east-1")))
     endpoint = os.environ.get("CANDLELAKE_S3_ENDPOINT")
     if endpoint:
         conf.update(s3a_endpoint_conf(endpoint, prefix="spark.hadoop."))

@@ -37,6 +37,7 @@ JOB_NAMES = {
     "TrainJobName": "candlelake-train-models",
     "ExportJobName": "candlelake-export-models",
     "RecordFailureJobName": "candlelake-record-failure",
+    "MaintainTablesJobName": "candlelake-maintain-tables",
 }
 
 
@@ -240,8 +241,10 @@ def test_a_glue_5_1_job_for_every_entry_script(synthesized):
         args = job["DefaultArguments"]
         assert job["GlueVersion"] == "5.1" and job["MaxRetries"] == 0 and job["Command"]["Name"] == "glueetl"
         assert args["--datalake-formats"] == "delta"
-        assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args["--conf"]
-        assert "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog" in args["--conf"]
+        assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in _joined(args["--conf"])
+        assert "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog" in _joined(
+            args["--conf"]
+        )
         assert args["--extra-py-files"] and job["SecurityConfiguration"]
         # its kind's hashed wheel bundle, installed with no index: nothing is resolved at run time
         ml = expected[name] in packaging.ML_JOBS
@@ -332,7 +335,7 @@ def _joined(value: str | dict) -> str:
     parts = value["Fn::Join"][1]
     for part in parts:
         if not isinstance(part, str):
-            assert "Fn::ImportValue" in part, part
+            assert "Fn::ImportValue" in part or "Ref" in part, part
     return "".join(p if isinstance(p, str) else "TOKEN" for p in parts)
 
 
@@ -361,15 +364,16 @@ def test_state_machines_are_the_asl_files_with_job_names_substituted(synthesized
         m["Properties"]["StateMachineName"]: m
         for m in _resources(templates["pipeline"], "AWS::StepFunctions::StateMachine").values()
     }
-    assert set(machines) == {"candlelake-pipeline", "candlelake-intraday"}
+    assert set(machines) == {"candlelake-pipeline", "candlelake-intraday", "candlelake-maintenance"}
     values = JOB_NAMES | {"LakeRoot": "s3://TOKEN/lake", "DefaultSource": "yfinance"}
     for name, file, jobs in (
-        ("candlelake-pipeline", "pipeline.asl.json", set(JOB_NAMES.values())),
+        ("candlelake-pipeline", "pipeline.asl.json", set(JOB_NAMES.values()) - {"candlelake-maintain-tables"}),
         (
             "candlelake-intraday",
             "ingest_intraday.asl.json",
             {"candlelake-ingest-candles", "candlelake-build-silver", "candlelake-record-failure"},
         ),
+        ("candlelake-maintenance", "maintenance.asl.json", {"candlelake-maintain-tables", "candlelake-record-failure"}),
     ):
         text = _joined(machines[name]["Properties"]["DefinitionString"])
         assert "${" not in text, f"{name}: a placeholder was deployed unsubstituted"
@@ -381,7 +385,7 @@ def test_state_machines_are_the_asl_files_with_job_names_substituted(synthesized
         # The lake is the deployment's constant, not an input; `{}` from the console ingests with
         # yfinance (the bundled sample needs packages the Glue jobs do not install).
         defaults = deployed["States"]["Defaults"]["Result"]
-        assert "lake_root" not in defaults and defaults["source"] == "yfinance"
+        assert "lake_root" not in defaults and defaults.get("source", "yfinance") == "yfinance"
         tasks = [s for s in deployed["States"].values() if s["Type"] == "Task"]
         assert {s["Parameters"]["Arguments"]["--lake_root"] for s in tasks} == {"s3://TOKEN/lake"}
         props = machines[name]["Properties"]
@@ -393,8 +397,10 @@ def test_state_machine_roles_may_run_their_own_jobs_only(synthesized):
     """The intraday machine's role cannot start train or export: only the jobs its ASL names."""
     _, templates, _ = synthesized
     glue_statements = [s for s in _statements(templates["pipeline"]) if any(a.startswith("glue:") for a in _actions(s))]
-    assert len(glue_statements) == 2  # one per state machine
+    assert len(glue_statements) == 3  # one per state machine
     intraday = {"candlelake-ingest-candles", "candlelake-build-silver", "candlelake-record-failure"}
+    maintenance = {"candlelake-maintain-tables", "candlelake-record-failure"}
+    daily = set(JOB_NAMES.values()) - {"candlelake-maintain-tables"}
     allowed = []
     for statement in glue_statements:
         assert sorted(_actions(statement)) == sorted(
@@ -403,7 +409,7 @@ def test_state_machine_roles_may_run_their_own_jobs_only(synthesized):
         resources = json.dumps(_resources_of(statement))
         assert '"*"' not in resources
         allowed.append({job for job in JOB_NAMES.values() if f':job/{job}"' in resources})
-    assert sorted(allowed, key=len) == [intraday, set(JOB_NAMES.values())]
+    assert sorted(allowed, key=len) == [maintenance, intraday, daily]
 
 
 def _role_statements(template: Template, role_logical_id: str) -> list[dict]:
@@ -677,3 +683,60 @@ def test_the_dashboard_reaches_browsers_through_cloudfront_for_the_listed_networ
     ]
     assert sorted(g["Action"] for g in grants) == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
     assert all(distribution_id in json.dumps(g["SourceArn"]) for g in grants)  # this distribution only
+
+
+def test_delta_commits_on_s3_are_arbitrated_by_a_dynamodb_table_every_job_may_use(synthesized):
+    """Delta's S3DynamoDBLogStore: the table (its key schema and TTL as the log store writes them), the
+    jar and the `--conf` every job gets, and exactly the four actions its client calls on that table."""
+    from infra import log_store as infra_log_store
+    from lakehouse import log_store
+
+    assert infra_log_store.log_store_conf("t", "eu-west-1") == log_store.glue_conf_argument("t", "eu-west-1")
+    assert (infra_log_store.LOG_PARTITION_KEY, infra_log_store.LOG_SORT_KEY, infra_log_store.LOG_TTL_ATTRIBUTE) == (
+        log_store.PARTITION_KEY,
+        log_store.SORT_KEY,
+        log_store.TTL_ATTRIBUTE,
+    )
+    _, templates, _ = synthesized
+    pipeline = templates["pipeline"]
+    (table_id, table), *others = _resources(pipeline, "AWS::DynamoDB::Table").items()
+    assert not others
+    props = table["Properties"]
+    assert props["TableName"] == "candlelake-delta-log"
+    assert props["KeySchema"] == [
+        {"AttributeName": "tablePath", "KeyType": "HASH"},
+        {"AttributeName": "fileName", "KeyType": "RANGE"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expireTime", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    jobs = {j["Properties"]["Name"]: j["Properties"] for j in _resources(pipeline, "AWS::Glue::Job").values()}
+    for name, job in jobs.items():
+        conf = job["DefaultArguments"]["--conf"]
+        assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension --conf " in _joined(conf), name
+        for scheme in ("s3", "s3a"):
+            assert f"spark.delta.logStore.{scheme}.impl=io.delta.storage.S3DynamoDBLogStore" in _joined(conf), name
+        assert table_id in json.dumps(conf), name
+        assert job["DefaultArguments"]["--extra-jars"]["Fn::Sub"].endswith(".jar"), name
+        role = job["Role"]["Fn::GetAtt"][0]
+        on_table = [s for s in _role_statements(pipeline, role) if any(a.startswith("dynamodb:") for a in _actions(s))]
+        assert len(on_table) == 1, name
+        assert sorted(_actions(on_table[0])) == sorted(infra_log_store.LOG_STORE_ACTIONS), name
+        assert table_id in json.dumps(_resources_of(on_table[0])) and '"*"' not in json.dumps(on_table[0]), name
+
+
+def test_weekly_maintenance_runs_its_own_machine_with_the_retention_floor_and_an_alarm(synthesized):
+    _, templates, _ = synthesized
+    pipeline = templates["pipeline"]
+    rules = {r["Properties"]["Name"]: r["Properties"] for r in _resources(pipeline, "AWS::Events::Rule").values()}
+    weekly = rules["candlelake-maintenance"]
+    assert weekly["ScheduleExpression"] == InfraSettings().maintenance_schedule == "cron(0 6 ? * SUN *)"
+    (target,) = weekly["Targets"]
+    assert json.loads(_joined(target["Input"])) == {"retention_hours": "168"}
+    machine_ids = {
+        m["Properties"]["StateMachineName"]: logical_id
+        for logical_id, m in _resources(pipeline, "AWS::StepFunctions::StateMachine").items()
+    }
+    assert target["Arn"] == {"Ref": machine_ids["candlelake-maintenance"]}
+    alarms = {a["Properties"]["AlarmName"] for a in _resources(pipeline, "AWS::CloudWatch::Alarm").values()}
+    assert "candlelake-maintenance-failed" in alarms

@@ -14,6 +14,7 @@ from typing import Any
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
@@ -29,6 +30,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import glue_wheels, lake_access, nag, packaging
+from infra.log_store import (
+    LOG_PARTITION_KEY,
+    LOG_SORT_KEY,
+    LOG_STORE_ACTIONS,
+    LOG_TTL_ATTRIBUTE,
+    log_store_conf,
+)
 from infra.settings import REPO, InfraSettings
 from step_functions import definitions
 
@@ -133,6 +141,10 @@ GLUE_LIBRARY_ZIP = REPO / "build" / "infra" / "candlelake-libs.zip"
 SYNC_ACTIONS = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
 
 
+class LogStoreJarMissing(FileNotFoundError):
+    """The Delta log store jar has not been built (`make setup`)."""
+
+
 class GlueWheelsNotBuilt(FileNotFoundError):
     """The Glue jobs' wheel bundles are missing: `make glue-wheels` builds them."""
 
@@ -165,6 +177,8 @@ class PipelineStack(Stack):
         )
         security = self._glue_security_configuration()
         wheels = self._glue_wheels(artifacts)
+        self.delta_log = self._delta_log_table()
+        log_store_jar = self._log_store_jar()
         # The jobs' continuous logs go to a group of our own with a retention, not Glue's shared
         # /aws-glue/jobs/logs-v2 (created by Glue on first use, kept forever).
         job_logs = logs.LogGroup(
@@ -178,7 +192,11 @@ class PipelineStack(Stack):
         self.glue_roles: dict[str, iam.Role] = {}
         for placeholder, module in definitions.GLUE_JOBS.items():
             self.glue_roles[module] = self._glue_role(module, lake, artifacts, libs)
+            log_store_jar.grant_read(self.glue_roles[module])
+            self.delta_log.grant(self.glue_roles[module], *LOG_STORE_ACTIONS)
             arguments = _job_arguments(module, libs, wheels, lake_root, artifacts, job_logs.log_group_name)
+            arguments["--conf"] = f"{DELTA_CONF} --conf {log_store_conf(self.delta_log.table_name, self.region)}"
+            arguments["--extra-jars"] = log_store_jar.s3_object_url
             self.jobs[placeholder] = self._glue_job(placeholder, module, arguments, security)
         # Every alarm of the app is named <prefix>-…: the topic admits CloudWatch for those alone.
         self.alarm_arn_pattern = (
@@ -186,13 +204,52 @@ class PipelineStack(Stack):
         )
         self.alarm_topic = self._alarm_topic()
         self.machines: dict[str, sfn.StateMachine] = {}
-        for key, path in (("pipeline", definitions.PIPELINE), ("intraday", definitions.INGEST_INTRADAY)):
+        machines = (
+            ("pipeline", definitions.PIPELINE),
+            ("intraday", definitions.INGEST_INTRADAY),
+            ("maintenance", definitions.MAINTENANCE),
+        )
+        for key, path in machines:
             self.machines[key] = self._state_machine(key, path, lake_root)
             self._failure_alarm(key, self.machines[key])
         self._schedules()
+        self._maintenance_schedule()
         self._raw_drops(lake)
 
     # --- the Glue jobs ---------------------------------------------------------------------------
+
+    def _delta_log_table(self) -> dynamodb.Table:
+        """The commit arbiter of Delta's S3DynamoDBLogStore (lakehouse/log_store.py): S3 has no put-if-absent
+        that Delta 3.3's S3 log store uses, so without it two jobs committing one table's next version at once
+        (the pipeline and the weekly maintenance, a backfill started by hand) can both "succeed" and lose one
+        commit. Entries are needed only until the commit file is in S3: the log store stamps `expireTime`
+        (one day later) and the table's TTL removes them. On demand: a handful of writes per job run."""
+        table = dynamodb.Table(
+            self,
+            "DeltaLogTable",
+            table_name=f"{self.settings.prefix}-delta-log",
+            partition_key=dynamodb.Attribute(name=LOG_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=LOG_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=LOG_TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.DESTROY,  # holds no data: a commit's entry lives until its file is in S3
+        )
+        return table
+
+    def _log_store_jar(self) -> s3_assets.Asset:
+        """The log store's jar (built by `make setup` from infra/delta_logstore/), given to every job with
+        `--extra-jars`: Glue's `--datalake-formats delta` does not ship it."""
+        jar = Path(self.settings.delta_log_store_jar)
+        if not jar.is_file():
+            raise LogStoreJarMissing(
+                f"the Delta log store jar {jar} does not exist: run `make setup` first "
+                "(or pass -c delta_log_store_jar=<path of delta-storage-s3-dynamodb-3.3.2.jar>)"
+            )
+        return s3_assets.Asset(self, "DeltaLogStoreJar", path=str(jar))
 
     def _glue_role(self, module: str, lake: s3.IBucket, artifacts: s3.IBucket, libs: s3_assets.Asset) -> iam.Role:
         """The role of glue_jobs/<module>.py alone: it reads the lake, writes only its own tables'
@@ -461,6 +518,25 @@ class PipelineStack(Stack):
                     )
                 ],
             )
+
+    def _maintenance_schedule(self) -> None:
+        """Weekly table maintenance (compaction, retention, VACUUM) when no daily or intraday run is due:
+        compaction commits conflict with a concurrent writer only on the same files, and the loser retries
+        (lakehouse/conflicts.py), but there is no reason to make them meet."""
+        retention = self.settings.maintenance_retention_hours
+        events.Rule(
+            self,
+            "MaintenanceSchedule",
+            rule_name=f"{self.settings.prefix}-maintenance",
+            description="weekly: OPTIMIZE, retention properties and VACUUM of every lake table",
+            schedule=events.Schedule.expression(self.settings.maintenance_schedule),
+            targets=[
+                targets.SfnStateMachine(
+                    self.machines["maintenance"],
+                    input=events.RuleTargetInput.from_object({"retention_hours": str(retention)}),
+                )
+            ],
+        )
 
     def _raw_drops(self, lake: s3.IBucket) -> None:
         """A CSV object created under <lake>/raw/ starts the pipeline with `source=csv` and that object as
