@@ -11,6 +11,8 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from lakehouse.tables import GOLD_PIPELINE_FAILURES, SILVER_CANDLES
 from step_functions import definitions, run_local
 from step_functions.moto_glue import Fault, MotoInternalsChanged, check_moto_internals, parse_faults
 from step_functions.run_local import (
+    EXIT_BUSY,
     EXIT_FAILED,
     EXIT_SUCCEEDED,
     EXIT_USAGE,
@@ -309,6 +312,24 @@ INTRADAY_SYMBOLS, INTRADAY_BARS = 2, 300
 @pytest.mark.slow
 def test_the_intraday_machine_brings_its_default_1h_and_5m_bars_to_silver(spark, tmp_path, capsys):
     root = tmp_path / "lake"
+    # A second execution on the same lake, started (as `make run` in another terminal) while this one runs:
+    # refused at once, naming this run, before it writes anything.
+    second: dict[str, object] = {}
+
+    def start_a_second_run() -> None:
+        deadline = time.monotonic() + 300
+        while not (root / "_locks" / "pipeline.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "step_functions.run_local", "--definition", str(definitions.INGEST_INTRADAY),
+             "--lake-root", str(root), "--source", "synthetic", "--name", "second"],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+        second.update(code=done.returncode, err=done.stderr, seconds=time.monotonic() - started)
+
+    other = threading.Thread(target=start_a_second_run)
+    other.start()
     # No --intervals: the machine's own Defaults state says 1h,5m.
     code = main(
         [
@@ -322,7 +343,12 @@ def test_the_intraday_machine_brings_its_default_1h_and_5m_bars_to_silver(spark,
         ]
     )  # fmt: skip
     out = capsys.readouterr().out
+    other.join()
     assert code == 0, out
+    assert second["code"] == EXIT_BUSY == 3, second
+    assert "second refused, nothing was executed: the lake is held by run 'intraday'" in str(second["err"])
+    assert float(second["seconds"]) < 60, "refused at once, not after waiting"  # (a Python start: seconds)
+    assert not (root / "runs" / "second.json").exists() and not (root / "_locks" / "pipeline.json").exists()
     history = json.loads((root / "runs" / "intraday.json").read_text())
     assert history["status"] == "SUCCEEDED" and history["events"][-1]["type"] == "ExecutionSucceeded"
     assert [(s["state"], s["status"]) for s in history["states"]] == [
