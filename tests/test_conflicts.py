@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as st
 
 from lakehouse import conflicts, delta_io
-from lakehouse.jobs import build_silver, ingest_candles
+from lakehouse.jobs import build_silver
 from lakehouse.tables import BRONZE_CANDLES, SILVER_CANDLES
 
 pytestmark = pytest.mark.spark
@@ -103,15 +103,10 @@ def test_the_retry_is_bounded_and_leaves_other_errors_alone(spark):  # a Delta e
 
 
 def test_a_silver_build_that_loses_its_merge_to_a_backfill_reruns_from_its_read_and_loses_nothing(
-    spark, make_config, tmp_path, monkeypatch
+    spark, copy_unbuilt_batch_lake, tmp_path, monkeypatch
 ):
-    cfg = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=40, end="2015-03-01")
-    root = cfg.resolved_root
-    ingest_candles.run(spark, cfg, run_id=None, now=T0, **QUIET)
-    build_silver.run(spark, cfg, run_id="r1", now=T0, **QUIET)
-    later = make_config(source="synthetic", symbols=(), synthetic_symbols=2, synthetic_bars=45, end="2015-03-08")
-    ingest_candles.run(spark, later, run_id=None, now=T0, **QUIET)
-
+    later = copy_unbuilt_batch_lake()
+    root = later.resolved_root
     signals = tmp_path / "signals"
     signals.mkdir()
     real_merge = delta_io.merge_upsert

@@ -140,7 +140,21 @@ def _published_as_is(spark: SparkSession, cfg: LakeConfig, model_version: str, r
         canonical(published) == canonical(json.loads(json.dumps(rows, default=str)))
         and manifest["lineage"]["snapshot_table_version"] == table_version
         and (not cfg.symbols or set(cfg.symbols) == symbols)
+        and _predictions_written(spark, root, model_version)
     )
+
+
+def _predictions_written(spark: SparkSession, root: str, model_version: str) -> bool:
+    """Whether gold/predictions holds the version's scores: the last write of a publish, so a run killed
+    after `latest` moved (and after the registry's promoted flags, which `canonical` compares) is finished
+    by the next one instead of being taken for complete."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.tables import GOLD_PREDICTIONS
+
+    scored = delta_io.read(spark, GOLD_PREDICTIONS, root).where(F.col("model_version") == model_version)
+    return bool(scored.limit(1).count())
 
 
 def _registry_rows(spark: SparkSession, root: str, model_version: str | None) -> tuple[str, list[dict[str, Any]]]:
