@@ -95,7 +95,7 @@ dq-report: setup ## print the path of the latest data-quality HTML report
 docs: setup ## regenerate the feature table of docs/features.md from lakecontract/feature_spec.py
 	$(PY) -m lakecontract.feature_spec --update-docs docs/features.md
 
-bench: bench-features bench-window-sweep bench-incremental bench-train bench-pooling bench-api ## all benchmarks (not part of `make test`)
+bench: bench-features bench-window-sweep bench-incremental bench-train bench-maintenance bench-pooling bench-api ## all benchmarks (not part of `make test`)
 
 bench-features: setup ## Spark gold features vs DuckDB on ≥10 M synthetic rows (BENCH_ARGS="--symbols 50 --bars 2000")
 	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_features $(BENCH_ARGS)
@@ -111,6 +111,9 @@ bench-silver: setup ## build_silver alone: full build, one more bar, nothing new
 
 bench-train: setup ## training driver peak RSS and time on ≥ 5 M synthetic gold rows: toPandas vs the row cap vs xgboost.spark
 	CANDLELAKE_JAVA_OPTS="" CANDLELAKE_DRIVER_MEMORY=6g $(PY) -m tests.benchmarks.bench_train $(BENCH_ARGS)
+
+bench-maintenance: setup ## 100 simulated daily runs on 200 symbols, then maintenance: files, bytes, gold read and named query before/after
+	CANDLELAKE_JAVA_OPTS="" $(PY) -m tests.benchmarks.bench_maintenance $(BENCH_ARGS)
 
 bench-pooling: setup ## pooled vs per-symbol models on the training folds (after `make run`)
 	$(PY) -m tests.benchmarks.bench_pooling $(ARGS)

@@ -262,7 +262,10 @@ def overwrite(
 ) -> WriteResult:
     """Replace the table's content and schema in one commit (readers of older versions keep theirs)."""
     ensure_table(spark, tbl, root)
+    writer = _conform(df, tbl).write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if tbl.partition_by:  # overwriteSchema replaces the partitioning too: without this, a partitioned table loses it
+        writer = writer.partitionBy(*tbl.partition_by)
     with writing(spark, tbl, metadata):
-        _conform(df, tbl).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(tbl.path(root))
+        writer.save(tbl.path(root))
     ver, metrics = _last_operation_metrics(spark, tbl, root)
     return WriteResult(tbl.name, ver, int(metrics.get("numOutputRows", 0)))
