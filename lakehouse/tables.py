@@ -115,6 +115,11 @@ class Table:
     """Delta Change Data Feed on: readers can ask for the rows changed since a version (see delta_io)."""
     dictionary_columns: tuple[str, ...] | None = None
     """The only columns Parquet dictionary-encodes; None: Parquet's default (every column, with a fallback)."""
+    owner: str = ""
+    """The Glue job (glue_jobs/<owner>.py) whose rows these are: it creates, MERGEs and overwrites the table."""
+    also_written_by: tuple[str, ...] = ()
+    """Other jobs that write it, and only as said at the table. Besides these, `maintain_tables` compacts and
+    VACUUMs every table (rows unchanged); concurrent writers are safe (lakehouse/conflicts.py, log_store.py)."""
 
     @property
     def zone(self) -> str:
@@ -131,6 +136,7 @@ BRONZE_CANDLES = Table(
     partition_by=("interval",),
     description="append-only raw candles exactly as each source returned them",
     change_feed=True,  # build_silver reads the batches appended since its last run (see lakehouse/jobs/build_silver.py)
+    owner="ingest_candles",
 )
 SILVER_CANDLES = Table(
     "silver/candles",
@@ -139,18 +145,21 @@ SILVER_CANDLES = Table(
     partition_by=("interval",),
     description="typed, validated, deduplicated, adjusted candles; MERGE upsert on the key",
     change_feed=True,
+    owner="build_silver",
 )
 SILVER_QUARANTINE = Table(
     "silver/candles_quarantine",
     QUARANTINE_SCHEMA,
     key=("batch_id", "record_id"),
     description="bronze rows rejected by a silver rule, with the rule (first failed) and all failed rules",
+    owner="build_silver",
 )
 SILVER_PROCESSED_BATCHES = Table(
     "silver/processed_batches",
     PROCESSED_BATCHES_SCHEMA,
     key=("batch_id",),
     description="bronze batches already built into silver, with their row accounting",
+    owner="build_silver",
 )
 
 GOLD_DQ_RESULTS = Table(
@@ -158,6 +167,8 @@ GOLD_DQ_RESULTS = Table(
     DQ_RESULTS_SCHEMA,
     key=("run_id", "table_name", "expectation"),
     description="one row per expectation per validation run (Great Expectations), Athena-queryable",
+    owner="build_silver",
+    also_written_by=("build_features",),  # both quality gates append (blind appends never conflict)
 )
 
 
@@ -243,18 +254,22 @@ GOLD_PIPELINE_FAILURES = Table(
     PIPELINE_FAILURES_SCHEMA,
     key=("execution_id", "state"),
     description="one row per state that failed a pipeline execution (after its retries): error, message, cause",
+    owner="record_failure",
 )
 GOLD_MODEL_REGISTRY = Table(
     "gold/model_registry",
     MODEL_REGISTRY_SCHEMA,
     key=("model_id",),
     description="one row per trained model: metrics next to baselines, lineage, artifact, promoted flag",
+    owner="train_models",
+    also_written_by=("export_models",),  # export UPDATEs `promoted` of the version it publishes
 )
 GOLD_PREDICTIONS = Table(
     "gold/predictions",
     PREDICTIONS_SCHEMA,
     key=("model_version", "symbol", "ts"),
     description="batch scores of each published model version (holdout block and latest bar per symbol)",
+    owner="export_models",
 )
 
 
@@ -285,6 +300,7 @@ def gold_features(interval: str) -> Table:
         key=("symbol", "ts"),
         description=f"{interval} candles with engineered features and next-bar labels (see feature_spec)",
         dictionary_columns=("symbol",),  # ~130 doubles of distinct values: a dictionary is wasted work
+        owner="build_features",
     )
 
 

@@ -740,3 +740,19 @@ def test_weekly_maintenance_runs_its_own_machine_with_the_retention_floor_and_an
     assert target["Arn"] == {"Ref": machine_ids["candlelake-maintenance"]}
     alarms = {a["Properties"]["AlarmName"] for a in _resources(pipeline, "AWS::CloudWatch::Alarm").values()}
     assert "candlelake-maintenance-failed" in alarms
+
+
+def test_every_table_has_one_owning_job_whose_role_may_write_it_and_maintenance_may_write_them_all():
+    """The one list of who writes what (lakehouse/tables.py) and the IAM write prefixes (infra/lake_access.py)
+    agree: each table's owner and its other writers may write its prefix, maintenance every table's, and no
+    other job any table's."""
+    from lakehouse.tables import every_table
+
+    jobs = set(definitions.GLUE_JOBS.values())
+    for tbl in every_table():
+        assert tbl.owner in jobs, f"{tbl.name}: owner {tbl.owner!r} is not a Glue job"
+        writers = {tbl.owner, *tbl.also_written_by, "maintain_tables"}
+        assert writers <= jobs, tbl.name
+        for job in jobs:
+            may_write = any(f"{tbl.name}/".startswith(prefix) for prefix in lake_access.WRITES[job])
+            assert may_write == (job in writers), f"{tbl.name}: {job} {'may' if may_write else 'may not'} write it"

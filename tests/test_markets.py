@@ -165,8 +165,8 @@ def dropped(spark, moto_s3, tmp_path_factory):
     frame = pd.concat(
         [
             named_candles("ETH-USD", 1_500, "1d", seed=5, calendar="24x7"),
-            named_candles("EURUSD=X", 1_100, "1d", seed=5, calendar="24x5"),
-            named_candles("BRK.B", 1_100, "1d", seed=5, calendar="sessions"),
+            named_candles("EURUSD=X", 400, "1d", seed=5, calendar="24x5"),
+            named_candles("BRK.B", 400, "1d", seed=5, calendar="sessions"),
         ]
     )
     csv = frame[["symbol", "ts", "open", "high", "low", "close", "volume"]].to_csv(index=False).encode()
@@ -182,7 +182,7 @@ def test_the_rules_input_runs_the_pipeline_on_the_dropped_file(spark, dropped):
     root, first, versions, _ = dropped
     assert first.status == "SUCCEEDED", (first.error, first.cause)
     bronze = delta_io.read(spark, BRONZE_CANDLES, str(root)).toPandas()
-    assert bronze.groupby("symbol").size().to_dict() == {"BRK.B": 1_100, "ETH-USD": 1_500, "EURUSD=X": 1_100}
+    assert bronze.groupby("symbol").size().to_dict() == {"BRK.B": 400, "ETH-USD": 1_500, "EURUSD=X": 400}
     assert set(bronze["source"]) == {"csv"}
     registry = delta_io.read(spark, GOLD_MODEL_REGISTRY, str(root)).toPandas()
     # The pooled portfolio holds a bar every day (ETH-USD's weekends): its calendar is 24x7, measured.
