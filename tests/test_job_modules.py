@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The six Glue jobs the state machines run (step_functions/*.asl.json, infra's job table).
-JOBS = ("build_features", "build_silver", "export_models", "ingest_candles", "record_failure", "train_models")
+# The seven Glue jobs the state machines run (step_functions/*.asl.json, infra's job table).
+JOBS = (
+    "build_features",
+    "build_silver",
+    "export_models",
+    "ingest_candles",
+    "maintain_tables",
+    "record_failure",
+    "train_models",
+)
 
 
 def _modules(folder: str) -> list[str]:

@@ -21,6 +21,7 @@ JAR_NAMES = (
     "delta-storage-3.3.2.jar",
     "hadoop-aws-3.3.4.jar",
     "aws-java-sdk-bundle-1.12.262.jar",
+    "delta-storage-s3-dynamodb-3.3.2.jar",
 )
 
 
@@ -118,13 +119,14 @@ def test_an_active_session_is_reused_without_building_another(monkeypatch, fake_
     assert builder.settings == {} and fake_glue.calls == [], "neither the builder nor Glue was asked"
 
 
-def test_locally_the_session_loads_the_four_jars_and_runs_in_utc(no_active_session, monkeypatch, tmp_path):
+def test_locally_the_session_loads_its_jars_and_runs_in_utc(no_active_session, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "awsglue", None)
     jars = _jar_dir(tmp_path, JAR_NAMES)
     monkeypatch.setattr(spark_module, "JARS_DIR", jars)
     monkeypatch.delenv("CANDLELAKE_SPARK_MASTER", raising=False)
     monkeypatch.delenv("CANDLELAKE_SPARK_LOG_LEVEL", raising=False)
     monkeypatch.delenv("CANDLELAKE_S3_ENDPOINT", raising=False)
+    monkeypatch.delenv("CANDLELAKE_DELTA_LOG_TABLE", raising=False)
     session = spark_module.get_spark("unit", shuffle_partitions=3)
     got = no_active_session.settings
     assert session.name == "local session"
@@ -135,10 +137,24 @@ def test_locally_the_session_loads_the_four_jars_and_runs_in_utc(no_active_sessi
     assert got["spark.sql.shuffle.partitions"] == "3"
     assert got["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert "spark.hadoop.fs.s3a.endpoint" not in got
+    assert "spark.delta.logStore.s3a.impl" not in got, "the DynamoDB log store only where a table is named"
     assert no_active_session.log_levels == ["WARN"]
 
 
-@pytest.mark.parametrize("present", [(), JAR_NAMES[:3]], ids=["none", "one-missing"])
+def test_a_named_delta_log_table_routes_s3_commits_through_dynamodb(no_active_session, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "awsglue", None)
+    monkeypatch.setattr(spark_module, "JARS_DIR", _jar_dir(tmp_path, JAR_NAMES))
+    monkeypatch.setenv("CANDLELAKE_DELTA_LOG_TABLE", "ops-delta-log")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    spark_module.get_spark("unit")
+    got = no_active_session.settings
+    for scheme in ("s3", "s3a"):
+        assert got[f"spark.delta.logStore.{scheme}.impl"] == "io.delta.storage.S3DynamoDBLogStore"
+    assert got["spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"] == "ops-delta-log"
+    assert got["spark.io.delta.storage.S3DynamoDBLogStore.ddb.region"] == "eu-west-1"
+
+
+@pytest.mark.parametrize("present", [(), JAR_NAMES[:-1]], ids=["none", "one-missing"])
 def test_missing_jars_are_a_setup_error_naming_them_and_what_to_run(no_active_session, monkeypatch, tmp_path, present):
     monkeypatch.setitem(sys.modules, "awsglue", None)
     jars = _jar_dir(tmp_path, present)

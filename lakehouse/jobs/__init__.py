@@ -1,6 +1,6 @@
 """One module per Glue job, named as the job is (`lakehouse/jobs/<glue job name>.py`): the job's body.
 
-Every module has the same shape, so a reader who has seen one has seen the frame of all six:
+Every module has the same shape, so a reader who has seen one has seen the frame of all seven:
 
     JOB = "<glue job name>"
 
