@@ -4,8 +4,10 @@ and a retention that would lose time travel refused unless asked for."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -13,6 +15,7 @@ from pyspark.sql import functions as F
 from glue_jobs import maintain_tables as maintain_entry
 from lakehouse import delta_io, maintenance
 from lakehouse.tables import SILVER_CANDLES
+from step_functions import definitions, run_local
 
 pytestmark = pytest.mark.spark
 T = datetime(2024, 1, 1)
@@ -89,12 +92,30 @@ def test_maintenance_compacts_per_partition_and_keeps_rows_history_and_protocol(
     assert operations[: done.version_before + 1].count("WRITE") == 7, "the history before is intact"
     assert operations[done.version_before + 1 :] == ["SET TBLPROPERTIES", "OPTIMIZE", "OPTIMIZE", *operations[-2:]]
 
-    # Once more, as the Glue job (every table that exists: absent ones are skipped, not created): nothing
-    # to compact, properties already set, so no new data commit and no property commit.
-    assert maintain_entry.main(["--lake-root", root]) == 0
+    # Once more, as `make maintain` runs it: the maintenance state machine through the local runner, its
+    # Glue job on every table that exists (absent ones are skipped, not created). Nothing to compact,
+    # properties already set: no new data commit and no property commit.
+    code = run_local.main(
+        [
+            "--definition",
+            str(definitions.MAINTENANCE),
+            "--lake-root",
+            root,
+            "--retry-wait-scale",
+            "0",
+            "--name",
+            "weekly",
+        ]
+    )
     out = capsys.readouterr().out
+    assert code == 0, out
+    history = json.loads(Path(root, "runs", "weekly.json").read_text())
+    assert [(s["state"], s["status"]) for s in history["states"]][-2:] == [
+        ("MaintainTables", "SUCCEEDED"),
+        ("Succeeded", "SUCCEEDED"),
+    ]
     assert "[maintain_tables] rows read=0" in out and "tables=1 " in out and "live_files=2→2" in out
-    report = out.split("before → after:")[1]
+    report = out.split("before → after:")[1].split("[maintain_tables] rows read")[0]
     assert "silver/candles" in report and "gold/features_1d" not in report
     after_again = spark.sql(f"DESCRIBE HISTORY delta.`{SILVER_CANDLES.path(root)}`").collect()
     assert {r.operation for r in after_again if r.version > done.version_after} <= {"VACUUM START", "VACUUM END"}
