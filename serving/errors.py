@@ -33,7 +33,8 @@ _MEANING = {
     403: "pipeline runs on AWS: the caller is not an operator (not_an_operator) or none is configured "
     "(runs_not_allowed)",
     404: "unknown symbol, model version or run",
-    409: "pipeline runs: a run with that name exists (run_exists) or another run is in progress (run_in_progress)",
+    409: "pipeline runs: a run with that name exists (run_exists), another run is in progress (run_in_progress) "
+    "or holds the lake (lake_busy)",
     413: "body_too_large: the body is over the limit the message names (a Lambda's memory is shared by requests)",
     422: "invalid request (invalid_request); POST /predict/candles also: bar_rejected (a silver rule, naming the rule "
     "and the bars), too_few_bars / too_many_bars (naming the limit)",

@@ -4,7 +4,9 @@ On AWS (CANDLELAKE_STATE_MACHINE_ARN set) a run is a Step Functions execution an
 DescribeExecution's. Locally a run is `python -m step_functions.run_local` in a background process
 writing `<lake>/runs/<id>.log`; the runner saves `<lake>/runs/<id>.json` (status, states) when it
 ends, which is where the status comes from after the process exits — or after this API restarts.
-One local run at a time: two pipelines on one lake on a laptop only slow each other down.
+One local run at a time: two pipelines on one lake on a laptop only slow each other down. A run
+this API did not start (`make run` in a terminal) holds the lake's run lock (lakecontract/lake_lock.py):
+a POST then answers 409 `lake_busy` naming that run, at once.
 
 On AWS a run rewrites the production lake and, through export, the model the API serves, so the
 API's readers may not start one: only a signed caller whose IAM ARN matches an operator pattern
@@ -27,6 +29,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
+from lakecontract import lake_lock
 from lakecontract.constants import RUNS_DIR
 from serving.api_error import ApiError
 
@@ -180,6 +183,10 @@ class LocalRuns:
             for other_id, run in self.runs.items():
                 if run.process.poll() is None:
                     raise RunError(409, "run_in_progress", f"pipeline run {other_id} is still running")
+            try:  # a run this API did not start (`make run` in a terminal) holds the lake: refuse now, not later
+                lake_lock.refuse_if_held(str(self.root))
+            except lake_lock.LakeBusy as busy:
+                raise RunError(409, "lake_busy", str(busy)) from None
             if run_id in self.runs or (self.root / RUNS_DIR / f"{run_id}.json").exists():
                 raise RunError(409, "run_exists", f"a pipeline run named {run_id} already exists")
             log = self.root / RUNS_DIR / f"{run_id}.log"

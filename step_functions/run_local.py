@@ -11,7 +11,7 @@ ends with a summary of the lake.
 Exit codes: 0 the execution SUCCEEDED; 1 it did not (FAILED, TIMED_OUT, ABORTED: the state table
 and the error say where); 2 the command line is wrong (an unknown flag, a bad lake setting, a
 malformed --inject-fault, no such --definition file, an option that definition does not read) and
-nothing was executed; 3 another run holds the lake (lakehouse/lake_lock.py: the message names it)
+nothing was executed; 3 another run holds the lake (lakecontract/lake_lock.py: the message names it)
 and nothing was executed.
 """
 
@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakecontract import lake_lock
 from lakecontract.constants import RUNS_DIR
-from lakehouse import lake_lock
 from lakehouse.config import ConfigError, LakeConfig, add_config_arguments, config_from
 from step_functions import definitions
 from step_functions.moto_glue import MOTO_CONFIG, JobFunction, LocalGlue, parse_faults

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lakehouse import lake_lock
+from lakecontract import lake_lock
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

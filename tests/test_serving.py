@@ -787,6 +787,13 @@ def test_a_local_pipeline_run_executes_the_state_machine_in_the_background(tmp_p
     assert [s["state"] for s in status["states"]][:2] == ["Defaults", "ApplyInput"]
     assert (lake / "gold" / "pipeline_failures" / "_delta_log").is_dir()
     assert _client(lake).get("/pipeline/runs/local-1").json()["status"] == "FAILED"  # after a restart too
+    # `make run` in a terminal holds the lake: a POST is refused at once, naming that run.
+    from lakecontract import lake_lock
+
+    with lake_lock.holding(str(lake), "make-run-in-a-terminal"):
+        refused = _assert_error(client.post("/pipeline/runs", json={"name": "local-2"}), 409, "lake_busy")
+    assert "held by run 'make-run-in-a-terminal'" in refused["message"]
+    assert not (lake / "runs" / "local-2.log").exists(), "nothing was started"
 
 
 def test_pipeline_runs_without_a_state_machine_or_a_local_lake_folder_are_503(tmp_path, aws_env):

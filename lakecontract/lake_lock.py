@@ -69,6 +69,15 @@ def _describe(holder: dict[str, Any], store: ObjectStore, now: datetime) -> str:
     )
 
 
+def refuse_if_held(root: str, *, endpoint: str | None = None, now: datetime | None = None) -> None:
+    """Raise LakeBusy when a live run holds the lake: for a caller that starts a run elsewhere (the API
+    starts the runner in a process of its own, which takes the lock) and must answer now."""
+    holder = holder_of(root, endpoint=endpoint)
+    if holder is not None and not _stale(holder):
+        store = ObjectStore(root, LOCKS_DIR, endpoint=endpoint)
+        raise LakeBusy(_describe(holder, store, now or datetime.now(UTC)))
+
+
 @contextmanager
 def holding(root: str, run: str, *, endpoint: str | None = None, now: datetime | None = None) -> Iterator[None]:
     """Hold the lake for `run` inside the block; raise LakeBusy at once when another run holds it."""
