@@ -90,9 +90,7 @@ def holding(root: str, run: str, *, endpoint: str | None = None, now: datetime |
     }
     text = json.dumps(record)
     if not store.create(PIPELINE_LOCK, text):
-        holder = holder_of(root, endpoint=endpoint)
-        if holder is not None and not _stale(holder):
-            raise LakeBusy(_describe(holder, store, now or datetime.now(UTC)))
+        refuse_if_held(root, endpoint=endpoint, now=now)
         # Freed meanwhile, or left by a dead process of this host: one more try, which can still lose to
         # a third run (then that one holds it, and we say so).
         store.delete(PIPELINE_LOCK)
